@@ -1,0 +1,68 @@
+"""The audit event catalogue and the one function that writes an entry."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from userdesk.actions.context import Actor
+from userdesk.models import AuditEntry
+from userdesk.services import services_of
+
+
+class AuditEvent(StrEnum):
+    USER_CREATED = "user.created"
+    USER_UPDATED = "user.updated"
+    USER_ROLES_CHANGED = "user.roles_changed"
+    USER_DEACTIVATED = "user.deactivated"
+    USER_ACTIVATED = "user.activated"
+    USER_DELETED = "user.deleted"
+    ROLE_CREATED = "role.created"
+    ROLE_UPDATED = "role.updated"
+    ROLE_DELETED = "role.deleted"
+    SETTINGS_UPDATED = "settings.updated"
+    TOKEN_CREATED = "token.created"
+    TOKEN_REVOKED = "token.revoked"
+
+
+# Never written to the audit log, whatever an action passes: only the fact of a change is kept.
+SECRET_FIELDS = frozenset({"password", "password_hash", "token", "digest"})
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """{field: {"before": old, "after": new}} for the fields whose value changed."""
+    changes: dict[str, Any] = {}
+    for key, new in after.items():
+        old = before.get(key)
+        if old != new:
+            changes[key] = {"changed": True} if key in SECRET_FIELDS else {"before": old, "after": new}
+    return changes
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    event: AuditEvent,
+    target_type: str,
+    target_id: str | None,
+    target_name: str | None,
+    changes: dict[str, Any] | None = None,
+) -> None:
+    clean = {k: ({"changed": True} if k in SECRET_FIELDS else v) for k, v in (changes or {}).items()}
+    session.add(
+        AuditEntry(
+            at=services_of(session).clock.now(),
+            actor_id=actor.public_id,
+            actor_name=actor.name,
+            action=event.value,
+            target_type=target_type,
+            target_id=target_id,
+            target_name=target_name,
+            changes=clean,
+            ip=actor.ip,
+            user_agent=actor.user_agent[:500] if actor.user_agent else None,
+        )
+    )

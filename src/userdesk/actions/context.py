@@ -1,0 +1,48 @@
+"""Who is acting: a user with the permissions of their roles, or the system itself."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from userdesk.errors import PermissionDenied
+from userdesk.security.permissions import ALL_PERMISSIONS, Permission
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The acting party, with the request facts the audit log keeps (IP, user agent)."""
+
+    user_id: int | None
+    public_id: str | None
+    name: str
+    permissions: frozenset[str]
+    ip: str | None = None
+    user_agent: str | None = None
+
+    @classmethod
+    def system(cls, name: str = "system") -> Actor:
+        """The operator at the command line, or the server's own bootstrap: every permission."""
+        return cls(user_id=None, public_id=None, name=name, permissions=frozenset(ALL_PERMISSIONS))
+
+    @property
+    def is_system(self) -> bool:
+        return self.user_id is None
+
+    def has(self, permission: Permission) -> bool:
+        return permission in self.permissions
+
+    def require(self, permission: Permission) -> None:
+        if permission not in self.permissions:
+            raise PermissionDenied(
+                f"this needs the permission {permission.value}", permission=permission.value
+            )
+
+    def require_all(self, permissions: Iterable[str], *, doing: str) -> None:
+        """Nobody grants, or acts on, more than they hold."""
+        missing = sorted(set(permissions) - self.permissions)
+        if missing:
+            raise PermissionDenied(
+                f"{doing} needs the permission {missing[0]}, which you do not hold",
+                permission=missing[0],
+            )

@@ -1,0 +1,241 @@
+"""Input models for the actions: every field rule lives here, once, for every adapter."""
+
+from __future__ import annotations
+
+import unicodedata
+import zoneinfo
+from functools import cache
+from typing import Annotated, Any
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from userdesk.models import UserType
+
+USERNAME_MIN, USERNAME_MAX = 2, 32
+NAME_MAX = 100
+NICKNAME_MAX = 60
+STATUS_MESSAGE_MAX = 120
+BIO_MAX = 1000
+PASSWORD_MIN, PASSWORD_MAX = 12, 128
+ROLE_NAME_MAX = 64
+USERNAME_PUNCTUATION = "._-"
+
+
+def nfc(value: str) -> str:
+    return unicodedata.normalize("NFC", value)
+
+
+def fold(value: str) -> str:
+    """The comparison key of names, usernames and emails: NFC, then Unicode case folding."""
+    return nfc(nfc(value).casefold())
+
+
+def _no_control_characters(value: str, *, allow_newlines: bool = False) -> str:
+    for char in value:
+        if allow_newlines and char in "\n\t":
+            continue
+        if unicodedata.category(char).startswith("C"):
+            raise PydanticCustomError(
+                "control_character", "must not contain control or invisible format characters"
+            )
+    return value
+
+
+def _text(value: Any) -> Any:
+    """Strip surrounding white space and normalise to NFC before any length rule."""
+    return nfc(value.strip()) if isinstance(value, str) else value
+
+
+def _check_username(value: str) -> str:
+    if not USERNAME_MIN <= len(value) <= USERNAME_MAX:
+        raise PydanticCustomError(
+            "username_length",
+            "must be {min} to {max} characters long",
+            {"min": USERNAME_MIN, "max": USERNAME_MAX},
+        )
+    if not value[0].isalnum():
+        raise PydanticCustomError("username_start", "must start with a letter or a digit")
+    if any(not (c.isalnum() or c in USERNAME_PUNCTUATION) for c in value):
+        raise PydanticCustomError(
+            "username_charset", "may contain only letters, digits, '.', '_' and '-'"
+        )
+    return value
+
+
+def _check_email(value: str) -> str:
+    if len(value) > 254:
+        raise PydanticCustomError("email_length", "must be at most 254 characters long")
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise PydanticCustomError("email_syntax", "is not a valid email address: {reason}",
+                                  {"reason": str(exc)}) from None
+
+
+@cache
+def known_timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _check_timezone(value: str) -> str:
+    if value not in known_timezones():
+        raise PydanticCustomError(
+            "timezone_unknown", "must be an IANA time zone name such as Europe/Paris or UTC"
+        )
+    return value
+
+
+def _check_voip(value: str) -> str:
+    if not 2 <= len(value) <= 20 or any(c not in "0123456789*#+" for c in value):
+        raise PydanticCustomError(
+            "voip_extension_format", "must be 2 to 20 digits (also '*', '#' and '+')"
+        )
+    return value
+
+
+def _check_avatar_url(value: str) -> str:
+    if not value.startswith(("https://", "http://")) or len(value) > 2048 or " " in value:
+        raise PydanticCustomError(
+            "avatar_url_format", "must be an http or https URL of at most 2048 characters"
+        )
+    return value
+
+
+def _check_password(value: str) -> str:
+    if not PASSWORD_MIN <= len(value) <= PASSWORD_MAX:
+        raise PydanticCustomError(
+            "password_length",
+            "must be {min} to {max} characters long",
+            {"min": PASSWORD_MIN, "max": PASSWORD_MAX},
+        )
+    return value
+
+
+def _check_role_name(value: str) -> str:
+    if not 2 <= len(value) <= ROLE_NAME_MAX or not value[0].isalpha() or any(
+        not (c.isascii() and (c.isalnum() or c in "-_")) or c.isupper() for c in value
+    ):
+        raise PydanticCustomError(
+            "role_name_format",
+            "must be 2 to 64 lowercase ASCII letters, digits, '-' or '_', starting with a letter",
+        )
+    return value
+
+
+def _length(minimum: int, maximum: int) -> AfterValidator:
+    def check(value: str) -> str:
+        if not minimum <= len(value) <= maximum:
+            if minimum and not value:
+                raise PydanticCustomError("required", "must not be empty")
+            raise PydanticCustomError(
+                "length",
+                "must be {min} to {max} characters long",
+                {"min": minimum, "max": maximum},
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def _single_line(max_length: int) -> Any:
+    return [BeforeValidator(_text), _length(1, max_length), AfterValidator(_no_control_characters)]
+
+
+Username = Annotated[str, BeforeValidator(_text), AfterValidator(_check_username)]
+Email = Annotated[str, BeforeValidator(_text), AfterValidator(_check_email)]
+Name = Annotated[str, *_single_line(NAME_MAX)]
+Nickname = Annotated[str, *_single_line(NICKNAME_MAX)]
+StatusMessage = Annotated[str, *_single_line(STATUS_MESSAGE_MAX)]
+Bio = Annotated[
+    str,
+    BeforeValidator(_text),
+    _length(0, BIO_MAX),
+    AfterValidator(lambda v: _no_control_characters(v, allow_newlines=True)),
+]
+Timezone = Annotated[str, BeforeValidator(_text), AfterValidator(_check_timezone)]
+VoipExtension = Annotated[str, BeforeValidator(_text), AfterValidator(_check_voip)]
+AvatarUrl = Annotated[str, BeforeValidator(_text), AfterValidator(_check_avatar_url)]
+Password = Annotated[str, AfterValidator(_check_password)]
+RoleName = Annotated[str, BeforeValidator(_text), AfterValidator(_check_role_name)]
+Description = Annotated[str, BeforeValidator(_text), _length(0, 500)]
+RoleList = Annotated[list[RoleName], Field(min_length=1, max_length=50)]
+
+
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise PydanticCustomError("null_not_allowed", "cannot be null; leave it out to keep it")
+    return value
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=10_000)
+
+
+class ProfileFields(_Input):
+    """Fields a user may change on their own profile (with profile.edit)."""
+
+    name: Name | None = None
+    given_name: Name | None = None
+    family_name: Name | None = None
+    nickname: Nickname | None = None
+    bio: Bio | None = None
+    status_message: StatusMessage | None = None
+    timezone: Timezone | None = None
+    avatar_url: AvatarUrl | None = None
+
+
+SELF_SERVICE_FIELDS = frozenset(ProfileFields.model_fields)
+
+
+class UserCreate(ProfileFields):
+    name: Name
+    username: Username
+    email: Email
+    email_verified: bool = False
+    voip_extension: VoipExtension | None = None
+    type: UserType = UserType.HUMAN
+    password: Password | None = None
+    require_password_change: bool = False
+    roles: RoleList | None = None
+    send_welcome_email: bool = False
+
+
+class UserUpdate(ProfileFields):
+    """A partial update: only the fields present are changed; null clears an optional one."""
+
+    username: Username | None = None
+    email: Email | None = None
+    email_verified: bool | None = None
+    voip_extension: VoipExtension | None = None
+    password: Password | None = None
+    require_password_change: bool | None = None
+
+    @field_validator("name", "username", "email", "email_verified", "password",
+                     "require_password_change", mode="before")
+    @classmethod
+    def _required_stay_set(cls, value: Any) -> Any:
+        return _not_null(value)
+
+
+class RoleCreate(_Input):
+    name: RoleName
+    description: Description = ""
+    permissions: Annotated[list[str], Field(max_length=100)] = []
+
+
+class RoleUpdate(_Input):
+    name: RoleName | None = None
+    description: Description | None = None
+    permissions: Annotated[list[str], Field(max_length=100)] | None = None
+
+
+class SettingsUpdate(_Input):
+    name: Name | None = None
+    seat_limit: Annotated[int, Field(ge=0, le=100_000_000)] | None = None
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name_not_null(cls, value: Any) -> Any:
+        return _not_null(value)

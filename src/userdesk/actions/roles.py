@@ -1,0 +1,109 @@
+"""Custom roles: create, edit, delete. Built-in roles are fixed by the migrations."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from userdesk.actions.audit import AuditEvent, diff, record
+from userdesk.actions.context import Actor
+from userdesk.actions.inputs import RoleCreate, RoleUpdate
+from userdesk.actions.rules import flush_unique
+from userdesk.errors import Conflict, Duplicate, InvalidInput, NotFound
+from userdesk.models import Role, user_roles
+from userdesk.security.permissions import Permission
+from userdesk.services import services_of
+
+
+def _valid_permissions(permissions: list[str]) -> list[str]:
+    known = {p.value for p in Permission}
+    unknown = sorted(set(permissions) - known)
+    if unknown:
+        raise InvalidInput.one(
+            "permissions", "unknown_permission", f"unknown permission: {', '.join(unknown)}"
+        )
+    return sorted(set(permissions))
+
+
+async def _lock_role(session: AsyncSession, name: str) -> Role:
+    role = await session.scalar(select(Role).where(Role.name == name).with_for_update())
+    if role is None:
+        raise NotFound(f"no role named {name}")
+    return role
+
+
+def _fields(role: Role) -> dict[str, object]:
+    return {"name": role.name, "description": role.description, "permissions": role.permissions}
+
+
+async def create_role(session: AsyncSession, *, actor: Actor, data: RoleCreate) -> Role:
+    actor.require(Permission.ROLES_MANAGE)
+    permissions = _valid_permissions(data.permissions)
+    actor.require_all(permissions, doing="creating a role with these permissions")
+    if await session.scalar(select(Role.id).where(Role.name == data.name)) is not None:
+        raise Duplicate(f"a role named {data.name} already exists", field="name")
+    now = services_of(session).clock.now()
+    role = Role(
+        name=data.name, description=data.description, permissions=permissions, built_in=False,
+        created_at=now, updated_at=now,
+    )
+    session.add(role)
+    await flush_unique(session)
+    await record(
+        session, actor=actor, event=AuditEvent.ROLE_CREATED, target_type="role",
+        target_id=role.name, target_name=role.name, changes=diff({}, _fields(role)),
+    )
+    return role
+
+
+async def update_role(
+    session: AsyncSession, *, actor: Actor, name: str, data: RoleUpdate
+) -> Role:
+    actor.require(Permission.ROLES_MANAGE)
+    role = await _lock_role(session, name)
+    if role.built_in:
+        raise Conflict(f"{role.name} is a built-in role and cannot be changed", field="name")
+    actor.require_all(role.permissions, doing=f"changing the role {role.name}")
+    before = _fields(role)
+    fields = data.model_fields_set
+    if "permissions" in fields and data.permissions is not None:
+        permissions = _valid_permissions(data.permissions)
+        actor.require_all(permissions, doing="giving a role these permissions")
+        role.permissions = permissions
+    if "description" in fields and data.description is not None:
+        role.description = data.description
+    if "name" in fields and data.name is not None and data.name != role.name:
+        if await session.scalar(select(Role.id).where(Role.name == data.name)) is not None:
+            raise Duplicate(f"a role named {data.name} already exists", field="name")
+        role.name = data.name
+    changes = diff(before, _fields(role))
+    if changes:
+        role.updated_at = services_of(session).clock.now()
+        await flush_unique(session)
+        await record(
+            session, actor=actor, event=AuditEvent.ROLE_UPDATED, target_type="role",
+            target_id=role.name, target_name=role.name, changes=changes,
+        )
+    return role
+
+
+async def delete_role(session: AsyncSession, *, actor: Actor, name: str) -> None:
+    actor.require(Permission.ROLES_MANAGE)
+    role = await _lock_role(session, name)
+    if role.built_in:
+        raise Conflict(f"{role.name} is a built-in role and cannot be deleted", field="name")
+    actor.require_all(role.permissions, doing=f"deleting the role {role.name}")
+    holders = await session.scalar(
+        select(func.count()).select_from(user_roles).where(user_roles.c.role_id == role.id)
+    )
+    if holders:
+        raise Conflict(
+            f"{holders} user(s) hold the role {role.name}; take it from them before deleting it"
+        )
+    await session.delete(role)
+    await session.flush()
+    await record(
+        session, actor=actor, event=AuditEvent.ROLE_DELETED, target_type="role",
+        target_id=role.name, target_name=role.name,
+        changes={k: {"before": v, "after": None} for k, v in _fields(role).items()},
+    )

@@ -1,0 +1,103 @@
+"""The rules about who may act on whom, and the last owner. Shared by every user action."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from userdesk.actions.context import Actor
+from userdesk.errors import Duplicate, InvalidInput, LastOwner, NotFound
+from userdesk.models import Role, User, UserStatus, user_roles
+from userdesk.security.permissions import OWNER
+
+
+def permissions_of(roles: Iterable[Role]) -> frozenset[str]:
+    return frozenset(p for role in roles for p in role.permissions)
+
+
+async def lock_user(session: AsyncSession, public_id: str) -> User:
+    """Load a user with their roles and lock the row until the transaction ends."""
+    user = await session.scalar(
+        select(User)
+        .where(User.public_id == public_id)
+        .options(selectinload(User.roles), selectinload(User.created_by))
+        .with_for_update(of=User)
+        .execution_options(populate_existing=True)
+    )
+    if user is None:
+        raise NotFound(f"no user with id {public_id}")
+    return user
+
+
+def ensure_can_act_on(actor: Actor, target: User, *, doing: str) -> None:
+    """Nobody acts on a user whose roles carry a permission they lack (owners outrank admins)."""
+    if actor.user_id == target.id:
+        return
+    actor.require_all(permissions_of(target.roles), doing=f"{doing} {target.username}")
+
+
+def ensure_can_grant(actor: Actor, roles: Iterable[Role]) -> None:
+    for role in roles:
+        actor.require_all(role.permissions, doing=f"granting the role {role.name}")
+
+
+async def roles_named(session: AsyncSession, names: Iterable[str], *, field: str) -> list[Role]:
+    wanted = list(dict.fromkeys(names))
+    found = {r.name: r for r in await session.scalars(select(Role).where(Role.name.in_(wanted)))}
+    unknown = [n for n in wanted if n not in found]
+    if unknown:
+        raise InvalidInput.one(field, "unknown_role", f"unknown role: {', '.join(unknown)}")
+    return [found[n] for n in wanted]
+
+
+async def ensure_another_active_owner(session: AsyncSession, target: User, *, doing: str) -> None:
+    """Refuse a change that would leave no active owner, if `target` is one of them.
+
+    The owner role's row is locked first, so of two concurrent changes to the last two owners
+    the second one counts after the first has committed and is refused.
+    """
+    if target.status is not UserStatus.ACTIVE or all(r.name != OWNER for r in target.roles):
+        return
+    owner_role_id = await session.scalar(
+        select(Role.id).where(Role.name == OWNER).with_for_update()
+    )
+    others = await session.scalar(
+        select(func.count())
+        .select_from(user_roles)
+        .join(User, User.id == user_roles.c.user_id)
+        .where(
+            user_roles.c.role_id == owner_role_id,
+            User.status == UserStatus.ACTIVE,
+            User.id != target.id,
+        )
+    )
+    if not others:
+        raise LastOwner(
+            f"{doing} would leave the workspace without an active owner; "
+            "make someone else an owner first"
+        )
+
+
+_UNIQUE_FIELDS = {
+    "username_key": "username",
+    "email_key": "email",
+    "voip_extension": "voip_extension",
+    "name": "name",
+}
+
+
+async def flush_unique(session: AsyncSession) -> None:
+    """Flush, turning a unique violation a concurrent request slipped past our checks into
+    Duplicate naming the field."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        message = str(exc.orig)
+        for column, field in _UNIQUE_FIELDS.items():
+            if column in message:
+                raise Duplicate(f"{field} is already taken", field=field) from exc
+        raise

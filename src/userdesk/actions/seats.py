@@ -1,0 +1,66 @@
+"""Seats and the per-status counters: the workspace row is the lock that makes them atomic."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from userdesk.errors import SeatLimitReached
+from userdesk.models import WORKSPACE_ID, UserCount, UserStatus, UserType, Workspace
+
+SEAT_STATUSES = (UserStatus.PENDING, UserStatus.ACTIVE)
+
+
+def takes_seat(status: UserStatus, user_type: UserType) -> bool:
+    """Pending and active humans take a seat; bots and deactivated users take none."""
+    return user_type is UserType.HUMAN and status in SEAT_STATUSES
+
+
+async def lock_workspace(session: AsyncSession) -> Workspace:
+    """Lock the workspace row. Every change of a user's status takes this lock first, so seat
+    checks and counter updates are serialised across processes (SQLite serialises writers
+    anyway through BEGIN IMMEDIATE)."""
+    workspace = await session.scalar(
+        select(Workspace).where(Workspace.id == WORKSPACE_ID).with_for_update()
+    )
+    assert workspace is not None, "the initial migration creates the workspace row"
+    return workspace
+
+
+async def seats_used(session: AsyncSession) -> int:
+    rows = await session.scalars(
+        select(UserCount.count).where(
+            UserCount.type == UserType.HUMAN, UserCount.status.in_(SEAT_STATUSES)
+        )
+    )
+    return sum(rows)
+
+
+async def ensure_free_seat(session: AsyncSession, workspace: Workspace) -> None:
+    """Raise SeatLimitReached unless one more seat fits. Call with the workspace locked."""
+    if workspace.seat_limit is None:
+        return
+    used = await seats_used(session)
+    if used + 1 > workspace.seat_limit:
+        raise SeatLimitReached(
+            f"all {workspace.seat_limit} seats are taken ({used} used); raise the seat limit "
+            "or deactivate someone first"
+        )
+
+
+async def move(
+    session: AsyncSession,
+    user_type: UserType,
+    old: UserStatus | None,
+    new: UserStatus | None,
+) -> None:
+    """Move one user between counters (None: not counted before, or not any more)."""
+    if old == new:
+        return
+    for status, delta in ((old, -1), (new, 1)):
+        if status is not None:
+            await session.execute(
+                update(UserCount)
+                .where(UserCount.status == status, UserCount.type == user_type)
+                .values(count=UserCount.count + delta)
+            )

@@ -1,0 +1,302 @@
+"""Every change to a user: create, update, roles, deactivate, activate, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from userdesk.actions import seats
+from userdesk.actions.audit import AuditEvent, diff, record
+from userdesk.actions.context import Actor
+from userdesk.actions.inputs import SELF_SERVICE_FIELDS, UserCreate, UserUpdate, fold
+from userdesk.actions.outbox import enqueue_email
+from userdesk.actions.rules import (
+    ensure_another_active_owner,
+    ensure_can_act_on,
+    ensure_can_grant,
+    flush_unique,
+    lock_user,
+    roles_named,
+)
+from userdesk.errors import Conflict, Duplicate, PermissionDenied
+from userdesk.models import ApiToken, AvatarKind, User, UserStatus, UserType
+from userdesk.security.permissions import DEFAULT_BOT_ROLE, DEFAULT_HUMAN_ROLE, OWNER, Permission
+from userdesk.services import services_of
+
+# What the audit log shows of a user (never the password hash).
+AUDITED_FIELDS = (
+    "username", "email", "email_verified", "name", "given_name", "family_name", "nickname",
+    "bio", "status_message", "voip_extension", "timezone", "avatar_kind", "avatar_url", "type",
+    "status", "require_password_change",
+)
+
+
+def snapshot(user: User) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for field in AUDITED_FIELDS:
+        value = getattr(user, field)
+        values[field] = value.value if hasattr(value, "value") else value
+    return values
+
+
+def search_text(name: str, username: str, email: str) -> str:
+    return "\n".join((fold(name), fold(username), fold(email)))
+
+
+def _set_profile(user: User, values: dict[str, Any]) -> None:
+    for field, value in values.items():
+        if field == "avatar_url":
+            user.avatar_url = value
+            user.avatar_kind = AvatarKind.URL if value else AvatarKind.INITIALS
+        else:
+            setattr(user, field, value)
+    user.name_key = fold(user.name)
+    user.username_key = fold(user.username)
+    user.email_key = user.email.lower()
+    user.search_text = search_text(user.name, user.username, user.email)
+
+
+async def _ensure_unique(
+    session: AsyncSession, user: User, fields: set[str], *, exclude_id: int | None
+) -> None:
+    checks = []
+    if "username" in fields:
+        checks.append(("username", User.username_key == fold(user.username)))
+    if "email" in fields:
+        checks.append(("email", User.email_key == user.email.lower()))
+    if "voip_extension" in fields and user.voip_extension:
+        checks.append(("voip_extension", User.voip_extension == user.voip_extension))
+    if not checks:
+        return
+    query = select(User.username_key, User.email_key, User.voip_extension).where(
+        or_(*(condition for _, condition in checks))
+    )
+    if exclude_id is not None:
+        query = query.where(User.id != exclude_id)
+    for row in await session.execute(query):
+        if "username" in fields and row.username_key == fold(user.username):
+            raise Duplicate(f"username {user.username!r} is already taken", field="username")
+        if "email" in fields and row.email_key == user.email.lower():
+            raise Duplicate(f"email {user.email!r} is already in use", field="email")
+        raise Duplicate(
+            f"voip_extension {user.voip_extension!r} is already in use", field="voip_extension"
+        )
+
+
+async def create_user(session: AsyncSession, *, actor: Actor, data: UserCreate) -> User:
+    # Bots do not sign in, so they start active; people stay pending until their first sign-in.
+    status = UserStatus.ACTIVE if data.type is UserType.BOT else UserStatus.PENDING
+    return await _create(session, actor, data, status)
+
+
+async def bootstrap_owner(session: AsyncSession, *, actor: Actor, data: UserCreate) -> User:
+    """The operator's first (or an extra) owner, created active: the rule that at least one
+    active owner exists must hold from the very first account."""
+    if not actor.is_system:
+        raise PermissionDenied("only the operator, from the command line, creates owners this way")
+    return await _create(
+        session, actor, data.model_copy(update={"roles": [OWNER]}), UserStatus.ACTIVE
+    )
+
+
+async def _create(
+    session: AsyncSession, actor: Actor, data: UserCreate, status: UserStatus
+) -> User:
+    actor.require(Permission.USERS_CREATE)
+    services = services_of(session)
+    default_role = DEFAULT_BOT_ROLE if data.type is UserType.BOT else DEFAULT_HUMAN_ROLE
+    roles = await roles_named(session, data.roles or [default_role], field="roles")
+    ensure_can_grant(actor, roles)
+
+    workspace = await seats.lock_workspace(session)
+    if seats.takes_seat(status, data.type):
+        await seats.ensure_free_seat(session, workspace)
+
+    now = services.clock.now()
+    user = User(
+        public_id=services.randomness.public_id(),
+        type=data.type,
+        status=status,
+        email_verified=data.email_verified,
+        voip_extension=data.voip_extension,
+        require_password_change=data.require_password_change,
+        password_hash=services.passwords.hash(data.password) if data.password else None,
+        avatar_kind=AvatarKind.INITIALS,
+        created_at=now,
+        updated_at=now,
+        created_by=await session.get(User, actor.user_id) if actor.user_id else None,
+        roles=roles,
+    )
+    profile = data.model_dump(include=SELF_SERVICE_FIELDS | {"username", "email"})
+    _set_profile(user, profile)
+    await _ensure_unique(session, user, {"username", "email", "voip_extension"}, exclude_id=None)
+    session.add(user)
+    await flush_unique(session)
+    await seats.move(session, user.type, None, user.status)
+
+    changes = diff({}, snapshot(user))
+    changes["roles"] = {"before": None, "after": [r.name for r in roles]}
+    if data.password:
+        changes["password"] = {"changed": True}
+    if data.send_welcome_email:
+        changes["welcome_email"] = {"before": None, "after": "queued"}
+        await enqueue_email(
+            session,
+            template="welcome",
+            to=user.email,
+            context={"user_id": user.public_id, "name": user.name, "username": user.username},
+        )
+    await record(
+        session, actor=actor, event=AuditEvent.USER_CREATED, target_type="user",
+        target_id=user.public_id, target_name=user.username, changes=changes,
+    )
+    return user
+
+
+async def update_user(
+    session: AsyncSession, *, actor: Actor, user_id: str, data: UserUpdate
+) -> User:
+    user = await lock_user(session, user_id)
+    fields = set(data.model_fields_set)
+    credential_fields = fields & {"password", "require_password_change"}
+    admin_fields = fields - SELF_SERVICE_FIELDS - credential_fields
+    is_self = actor.user_id == user.id
+    if fields - credential_fields:
+        if is_self and not admin_fields and not actor.has(Permission.USERS_EDIT):
+            actor.require(Permission.PROFILE_EDIT)
+        else:
+            actor.require(Permission.USERS_EDIT)
+    if credential_fields:
+        actor.require(Permission.USERS_RESET_CREDENTIALS)
+    ensure_can_act_on(actor, user, doing="editing")
+
+    before = snapshot(user)
+    values = data.model_dump(include=fields - credential_fields)
+    _set_profile(user, values)
+    await _ensure_unique(session, user, fields, exclude_id=user.id)
+    if "password" in fields:
+        assert data.password is not None
+        user.password_hash = services_of(session).passwords.hash(data.password)
+    if "require_password_change" in fields:
+        user.require_password_change = bool(data.require_password_change)
+
+    changes = diff(before, snapshot(user))
+    if "password" in fields:
+        changes["password"] = {"changed": True}
+    if not changes:
+        return user
+    user.updated_at = services_of(session).clock.now()
+    await flush_unique(session)
+    await record(
+        session, actor=actor, event=AuditEvent.USER_UPDATED, target_type="user",
+        target_id=user.public_id, target_name=user.username, changes=changes,
+    )
+    return user
+
+
+async def set_roles(
+    session: AsyncSession, *, actor: Actor, user_id: str, roles: list[str]
+) -> User:
+    """Replace a user's roles. Make Admin and Remove Admin are this action."""
+    actor.require(Permission.ROLES_ASSIGN)
+    user = await lock_user(session, user_id)
+    ensure_can_act_on(actor, user, doing="changing the roles of")
+    new_roles = await roles_named(session, roles, field="roles")
+    old_names = {r.name for r in user.roles}
+    new_names = {r.name for r in new_roles}
+    if old_names == new_names:
+        return user
+    changed = [r for r in new_roles if r.name not in old_names] + [
+        r for r in user.roles if r.name not in new_names
+    ]
+    ensure_can_grant(actor, changed)
+    if OWNER not in new_names:
+        await ensure_another_active_owner(session, user, doing="removing the owner role")
+    before = sorted(old_names)
+    user.roles = new_roles
+    user.updated_at = services_of(session).clock.now()
+    await session.flush()
+    await record(
+        session, actor=actor, event=AuditEvent.USER_ROLES_CHANGED, target_type="user",
+        target_id=user.public_id, target_name=user.username,
+        changes={"roles": {"before": before, "after": sorted(new_names)}},
+    )
+    return user
+
+
+async def deactivate_user(session: AsyncSession, *, actor: Actor, user_id: str) -> User:
+    """Keep the user's data, end their access: status deactivated, every token revoked."""
+    actor.require(Permission.USERS_DEACTIVATE)
+    await seats.lock_workspace(session)
+    user = await lock_user(session, user_id)
+    ensure_can_act_on(actor, user, doing="deactivating")
+    if user.status is UserStatus.DEACTIVATED:
+        return user
+    await ensure_another_active_owner(session, user, doing="deactivating this user")
+    now = services_of(session).clock.now()
+    before = user.status
+    user.status = UserStatus.DEACTIVATED
+    user.deactivated_at = now
+    user.updated_at = now
+    await seats.move(session, user.type, before, user.status)
+    await session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    await record(
+        session, actor=actor, event=AuditEvent.USER_DEACTIVATED, target_type="user",
+        target_id=user.public_id, target_name=user.username,
+        changes={"status": {"before": before.value, "after": user.status.value}},
+    )
+    return user
+
+
+async def activate_user(session: AsyncSession, *, actor: Actor, user_id: str) -> User:
+    """Give a deactivated user their access back; someone who never signed in is pending."""
+    actor.require(Permission.USERS_DEACTIVATE)
+    workspace = await seats.lock_workspace(session)
+    user = await lock_user(session, user_id)
+    ensure_can_act_on(actor, user, doing="activating")
+    if user.status is not UserStatus.DEACTIVATED:
+        return user
+    returning = (
+        UserStatus.ACTIVE
+        if user.type is UserType.BOT or user.last_login_at is not None
+        else UserStatus.PENDING
+    )
+    if seats.takes_seat(returning, user.type):
+        await seats.ensure_free_seat(session, workspace)
+    user.status = returning
+    user.deactivated_at = None
+    user.updated_at = services_of(session).clock.now()
+    await seats.move(session, user.type, UserStatus.DEACTIVATED, user.status)
+    await record(
+        session, actor=actor, event=AuditEvent.USER_ACTIVATED, target_type="user",
+        target_id=user.public_id, target_name=user.username,
+        changes={"status": {"before": UserStatus.DEACTIVATED.value, "after": returning.value}},
+    )
+    return user
+
+
+async def delete_user(session: AsyncSession, *, actor: Actor, user_id: str) -> None:
+    """Delete permanently: the row, its roles and tokens go; audit entries keep snapshots."""
+    actor.require(Permission.USERS_DELETE)
+    await seats.lock_workspace(session)
+    user = await lock_user(session, user_id)
+    if actor.user_id == user.id:
+        raise Conflict("you cannot delete your own account; ask another administrator")
+    ensure_can_act_on(actor, user, doing="deleting")
+    await ensure_another_active_owner(session, user, doing="deleting this user")
+    final = snapshot(user)
+    final["roles"] = [r.name for r in user.roles]
+    await seats.move(session, user.type, user.status, None)
+    await session.delete(user)
+    await session.flush()
+    await record(
+        session, actor=actor, event=AuditEvent.USER_DELETED, target_type="user",
+        target_id=user.public_id, target_name=user.username,
+        changes={k: {"before": v, "after": None} for k, v in final.items()},
+    )

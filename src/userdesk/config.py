@@ -1,0 +1,59 @@
+"""Settings, read once from USERDESK_* environment variables and passed in explicitly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/userdesk.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="USERDESK_", extra="ignore")
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL. postgresql://... and sqlite:///... are turned into their "
+        "async drivers (psycopg, aiosqlite).",
+    )
+    host: str = Field("127.0.0.1", description="Address `userdesk serve` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `userdesk serve` listens on.")
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest request body accepted; larger ones get 413."
+    )
+    database_pool_size: int = Field(10, ge=1, description="Connections kept per process (PostgreSQL).")
+    bootstrap_owner_username: str = Field(
+        "admin", description="Username of the owner `serve` creates on an empty database."
+    )
+    bootstrap_owner_email: str = Field(
+        "admin@example.com", description="Email of the owner `serve` creates on an empty database."
+    )
+    argon2_time_cost: int = Field(2, ge=1, description="argon2id iterations.")
+    argon2_memory_kib: int = Field(19_456, ge=8, description="argon2id memory in KiB.")
+    argon2_parallelism: int = Field(1, ge=1, description="argon2id lanes.")
+
+
+def async_database_url(url: str) -> str:
+    """Map a plain SQLAlchemy URL to the async driver userdesk uses for that database."""
+    for plain, driver in (
+        ("postgresql://", "postgresql+psycopg://"),
+        ("postgres://", "postgresql+psycopg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file a SQLite URL points at, or None for other databases and in-memory SQLite."""
+    url = async_database_url(url)
+    prefix = "sqlite+aiosqlite:///"
+    if not url.startswith(prefix):
+        return None
+    path = url[len(prefix) :].split("?", 1)[0]
+    if not path or path == ":memory:":
+        return None
+    return Path(path)

@@ -1,0 +1,74 @@
+"""The domain error tree. Errors carry data only; each adapter maps them to its protocol once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    code: str
+    message: str
+
+
+class DomainError(Exception):
+    """Base of every error an action or query raises on purpose. `code` is stable."""
+
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class Unauthenticated(DomainError):
+    code = "unauthenticated"
+
+
+class PermissionDenied(DomainError):
+    code = "permission_denied"
+
+    def __init__(self, message: str, *, permission: str | None = None) -> None:
+        super().__init__(message)
+        self.permission = permission
+
+
+class Conflict(DomainError):
+    code = "conflict"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class Duplicate(Conflict):
+    code = "duplicate"
+
+
+class LastOwner(Conflict):
+    code = "last_owner"
+
+
+class SeatLimitReached(Conflict):
+    code = "seat_limit_reached"
+
+
+class PolicyViolation(DomainError):
+    code = "policy_violation"
+
+
+class InvalidInput(DomainError):
+    code = "invalid_input"
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors) or "invalid input")
+        self.errors = errors
+
+    @classmethod
+    def one(cls, field: str, code: str, message: str) -> InvalidInput:
+        return cls([FieldError(field, code, message)])

@@ -1,0 +1,104 @@
+"""/api/v1/users: the Users page's data and every action on a user."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, ConfigDict
+
+from userdesk.actions import users as user_actions
+from userdesk.actions.inputs import RoleList, UserCreate, UserUpdate
+from userdesk.http.deps import ActorDep, DatabaseDep
+from userdesk.models import UserStatus
+from userdesk.queries import users as user_queries
+from userdesk.views import UserCounts, UserListView, UserView
+
+router = APIRouter(prefix="/api/v1/users", tags=["users"])
+
+
+class RolesBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    roles: RoleList
+
+
+@router.get("", response_model=UserListView)
+async def list_users(
+    actor: ActorDep,
+    database: DatabaseDep,
+    status: UserStatus | None = None,
+    q: Annotated[str | None, Query(max_length=user_queries.MAX_QUERY_LENGTH)] = None,
+    role: Annotated[str | None, Query(max_length=64)] = None,
+    sort: Annotated[str | None, Query(max_length=20)] = None,
+    limit: Annotated[int, Query(ge=1, le=user_queries.MAX_LIMIT)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2000)] = None,
+) -> UserListView:
+    """Users with tab counts for the current search and role filter; sort by name, username,
+    email, status, created_at or last_login_at, with '-' for descending."""
+    async with database.reader() as session:
+        page = await user_queries.list_users(
+            session, viewer=actor, status=status, q=q, role=role, sort=sort, limit=limit,
+            cursor=cursor,
+        )
+        return UserListView(
+            items=[UserView.of(u) for u in page.items],
+            next_cursor=page.next_cursor,
+            counts=UserCounts(**page.counts),
+        )
+
+
+@router.post("", status_code=201, response_model=UserView)
+async def create_user(
+    body: UserCreate, actor: ActorDep, database: DatabaseDep, response: Response
+) -> UserView:
+    async with database.transaction() as session:
+        user = await user_actions.create_user(session, actor=actor, data=body)
+        view = UserView.of(user)
+    response.headers["Location"] = f"/api/v1/users/{view.id}"
+    return view
+
+
+@router.get("/{user_id}", response_model=UserView)
+async def get_user(user_id: str, actor: ActorDep, database: DatabaseDep) -> UserView:
+    async with database.reader() as session:
+        return UserView.of(await user_queries.get_user(session, viewer=actor, user_id=user_id))
+
+
+@router.patch("/{user_id}", response_model=UserView)
+async def update_user(
+    user_id: str, body: UserUpdate, actor: ActorDep, database: DatabaseDep
+) -> UserView:
+    async with database.transaction() as session:
+        user = await user_actions.update_user(session, actor=actor, user_id=user_id, data=body)
+        return UserView.of(user)
+
+
+@router.delete("/{user_id}", status_code=204)
+async def delete_user(user_id: str, actor: ActorDep, database: DatabaseDep) -> Response:
+    async with database.transaction() as session:
+        await user_actions.delete_user(session, actor=actor, user_id=user_id)
+    return Response(status_code=204)
+
+
+@router.put("/{user_id}/roles", response_model=UserView)
+async def set_roles(
+    user_id: str, body: RolesBody, actor: ActorDep, database: DatabaseDep
+) -> UserView:
+    """Replace the user's roles. Make Admin and Remove Admin are this call."""
+    async with database.transaction() as session:
+        user = await user_actions.set_roles(session, actor=actor, user_id=user_id, roles=body.roles)
+        return UserView.of(user)
+
+
+@router.post("/{user_id}/deactivate", response_model=UserView)
+async def deactivate_user(user_id: str, actor: ActorDep, database: DatabaseDep) -> UserView:
+    async with database.transaction() as session:
+        return UserView.of(
+            await user_actions.deactivate_user(session, actor=actor, user_id=user_id)
+        )
+
+
+@router.post("/{user_id}/activate", response_model=UserView)
+async def activate_user(user_id: str, actor: ActorDep, database: DatabaseDep) -> UserView:
+    async with database.transaction() as session:
+        return UserView.of(await user_actions.activate_user(session, actor=actor, user_id=user_id))

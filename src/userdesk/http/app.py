@@ -1,0 +1,60 @@
+"""The ASGI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from userdesk import __version__
+from userdesk.config import Settings
+from userdesk.db import Database
+from userdesk.http import problems
+from userdesk.http.api import roles, users, workspace
+from userdesk.http.deps import DatabaseDep
+from userdesk.http.limits import BodySizeLimit
+from userdesk.services import Services
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+    settings = settings or Settings()
+    if database is None:
+        database = Database(
+            settings.database_url,
+            Services.from_settings(settings),
+            pool_size=settings.database_pool_size,
+        )
+    owned = database
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await owned.dispose()
+
+    app = FastAPI(
+        title="userdesk",
+        version=__version__,
+        description="Self-hosted user administration: users, roles, seats and the audit log.",
+        lifespan=lifespan,
+    )
+    app.state.database = database
+    app.state.settings = settings
+    problems.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    for module in (users, roles, workspace):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz(database: DatabaseDep) -> dict[str, str]:
+        async with database.reader() as session:
+            await session.execute(text("SELECT 1"))
+        return {"status": "ok", "database": database.dialect}
+
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """For `uvicorn --factory userdesk.http.app:app_from_environment`."""
+    return create_app(Settings())

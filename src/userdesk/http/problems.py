@@ -1,0 +1,116 @@
+"""Domain errors and bad requests as problem+json (RFC 9457), mapped in this one place."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from userdesk.errors import (
+    Conflict,
+    DomainError,
+    FieldError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    PolicyViolation,
+    Unauthenticated,
+)
+
+log = logging.getLogger("userdesk.http")
+
+PROBLEM_JSON = "application/problem+json"
+
+_STATUS: tuple[tuple[type[DomainError], int], ...] = (
+    (InvalidInput, 422),
+    (PolicyViolation, 422),
+    (NotFound, 404),
+    (Unauthenticated, 401),
+    (PermissionDenied, 403),
+    (Conflict, 409),
+)
+
+_TITLES = {
+    400: "Bad request",
+    401: "Authentication required",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    422: "Invalid input",
+    500: "Internal error",
+}
+
+
+def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {
+        "type": f"urn:userdesk:problem:{code}",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "code": code,
+        "detail": detail,
+        **extra,
+    }
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_errors(errors: list[FieldError]) -> list[dict[str, str]]:
+    return [{"field": e.field, "code": e.code, "message": e.message} for e in errors]
+
+
+def field_errors_from_pydantic(errors: list[Any], *, drop_location: bool) -> list[FieldError]:
+    result = []
+    for error in errors:
+        loc = [str(part) for part in error.get("loc", ())]
+        if drop_location and loc and loc[0] in ("body", "query", "path", "header"):
+            loc = loc[1:]
+        field = ".".join(loc) or "body"
+        message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
+        result.append(FieldError(field, str(error.get("type", "invalid")), message))
+    return result
+
+
+def domain_problem(exc: DomainError) -> JSONResponse:
+    status = next((s for cls, s in _STATUS if isinstance(exc, cls)), 400)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, InvalidInput):
+        extra["errors"] = _field_errors(exc.errors)
+    if isinstance(exc, PermissionDenied) and exc.permission:
+        extra["permission"] = exc.permission
+    if isinstance(exc, Conflict) and exc.field:
+        extra["field"] = exc.field
+    return problem(status, exc.code, exc.message, **extra)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def on_domain_error(_request: Request, exc: DomainError) -> JSONResponse:
+        return domain_problem(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_request_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = field_errors_from_pydantic(list(exc.errors()), drop_location=True)
+        return domain_problem(InvalidInput(errors))
+
+    @app.exception_handler(ValidationError)
+    async def on_model_invalid(_request: Request, exc: ValidationError) -> JSONResponse:
+        errors = field_errors_from_pydantic(exc.errors(), drop_location=False)
+        return domain_problem(InvalidInput(errors))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return problem(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return problem(500, "internal_error", "something went wrong on our side; it was logged")

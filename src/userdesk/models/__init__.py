@@ -1,0 +1,24 @@
+"""Every table, imported here so Alembic and the tests see one complete metadata."""
+
+from userdesk.models.audit import AuditEntry
+from userdesk.models.base import Base
+from userdesk.models.outbox import OutboxMessage
+from userdesk.models.tokens import ApiToken
+from userdesk.models.users import AvatarKind, Role, User, UserStatus, UserType, user_roles
+from userdesk.models.workspace import WORKSPACE_ID, UserCount, Workspace
+
+__all__ = [
+    "WORKSPACE_ID",
+    "ApiToken",
+    "AuditEntry",
+    "AvatarKind",
+    "Base",
+    "OutboxMessage",
+    "Role",
+    "User",
+    "UserCount",
+    "UserStatus",
+    "UserType",
+    "Workspace",
+    "user_roles",
+]

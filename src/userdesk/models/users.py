@@ -1,0 +1,126 @@
+"""Users, roles and the link between them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from userdesk.models.base import Base, JSONDocument, UTCDateTime
+
+# BigInteger for PostgreSQL's range, INTEGER on SQLite so the id is the rowid (autoincrement).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UserStatus(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    DEACTIVATED = "deactivated"
+
+
+class UserType(StrEnum):
+    HUMAN = "human"
+    BOT = "bot"
+
+
+class AvatarKind(StrEnum):
+    INITIALS = "initials"
+    URL = "url"
+    UPLOAD = "upload"
+
+
+def _enum(cls: type[StrEnum], name: str) -> Enum:
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+user_roles = Table(
+    "user_roles",
+    Base.metadata,
+    Column("user_id", BigId, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("role_id", BigId, ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_user_roles_role_id_user_id", "role_id", "user_id"),
+)
+
+
+class Role(Base):
+    __tablename__ = "roles"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(String(500), default="")
+    permissions: Mapped[list[str]] = mapped_column(JSONDocument)
+    built_in: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    public_id: Mapped[str] = mapped_column(String(36), unique=True)
+    username: Mapped[str] = mapped_column(String(64))
+    # Case-folded NFC forms carry the uniqueness and the sort order.
+    username_key: Mapped[str] = mapped_column(String(128), unique=True)
+    email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(400))
+    given_name: Mapped[str | None] = mapped_column(String(200))
+    family_name: Mapped[str | None] = mapped_column(String(200))
+    nickname: Mapped[str | None] = mapped_column(String(200))
+    bio: Mapped[str | None] = mapped_column(Text)
+    status_message: Mapped[str | None] = mapped_column(String(500))
+    voip_extension: Mapped[str | None] = mapped_column(String(32), unique=True)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    avatar_kind: Mapped[AvatarKind] = mapped_column(
+        _enum(AvatarKind, "avatar_kind"), default=AvatarKind.INITIALS
+    )
+    avatar_url: Mapped[str | None] = mapped_column(String(2048))
+    type: Mapped[UserType] = mapped_column(_enum(UserType, "user_type"), default=UserType.HUMAN)
+    status: Mapped[UserStatus] = mapped_column(_enum(UserStatus, "user_status"))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    require_password_change: Mapped[bool] = mapped_column(Boolean, default=False)
+    # name, username and email folded into one string: the single column both databases'
+    # trigram indexes cover, so a substring search is one index lookup.
+    search_text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="SET NULL")
+    )
+
+    roles: Mapped[list[Role]] = relationship(
+        secondary=user_roles, lazy="raise", order_by=Role.name
+    )
+    created_by: Mapped[User | None] = relationship(remote_side=[id], lazy="raise")
+
+    __table_args__ = tuple(
+        Index(f"ix_users_{'status_' if with_status else ''}{column}_id", *cols, "id")
+        for column in ("name_key", "username_key", "email_key", "created_at", "last_login_at")
+        for with_status, cols in ((False, (column,)), (True, ("status", column)))
+    ) + (Index("ix_users_status_id", "status", "id"),)

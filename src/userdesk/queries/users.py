@@ -1,0 +1,207 @@
+"""The Users page's data: tabs with counts, search, role filter, sorting, keyset pagination.
+
+A page costs a fixed number of queries whatever its size: the page of users, their roles
+(one IN query), and the tab counts (six counter rows when unfiltered, one GROUP BY otherwise).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute, selectinload
+
+from userdesk.actions.context import Actor
+from userdesk.actions.inputs import fold
+from userdesk.errors import InvalidInput, NotFound
+from userdesk.models import Role, User, UserCount, UserStatus, user_roles
+from userdesk.queries.search import matches
+from userdesk.queries.visibility import visible_users
+from userdesk.security.permissions import OWNER, Permission
+
+SORT_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
+    "name": User.name_key,
+    "username": User.username_key,
+    "email": User.email_key,
+    "status": User.status,
+    "created_at": User.created_at,
+    "last_login_at": User.last_login_at,
+}
+NULLABLE_SORTS = frozenset({"last_login_at"})
+DEFAULT_SORT = "name"
+MAX_LIMIT = 500
+MAX_QUERY_LENGTH = 200
+TABS = ("all", "pending", "active", "deactivated")
+
+
+@dataclass(frozen=True)
+class UserPage:
+    items: list[User]
+    next_cursor: str | None
+    counts: dict[str, int]
+
+
+def parse_sort(sort: str | None) -> tuple[str, bool]:
+    sort = sort or DEFAULT_SORT
+    descending = sort.startswith("-")
+    field = sort[1:] if descending else sort
+    if field not in SORT_COLUMNS:
+        allowed = ", ".join(SORT_COLUMNS)
+        raise InvalidInput.one(
+            "sort", "unknown_sort", f"must be one of {allowed}, optionally prefixed with '-'"
+        )
+    return field, descending
+
+
+def _encode_cursor(field: str, value: Any, row_id: int) -> str:
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    elif isinstance(value, UserStatus):
+        value = value.value
+    raw = json.dumps({"s": field, "v": value, "i": row_id}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, field: str) -> tuple[Any, int]:
+    bad = InvalidInput.one("cursor", "invalid_cursor", "is not a cursor from this listing")
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        value, row_id = raw["v"], raw["i"]
+        if raw["s"] != field or not isinstance(row_id, int):
+            raise bad
+        if field in ("created_at", "last_login_at") and value is not None:
+            value = datetime.fromisoformat(value)
+        elif value is not None and not isinstance(value, str):
+            raise bad
+        if value is None and field not in NULLABLE_SORTS:
+            raise bad
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise bad from None
+    return value, row_id
+
+
+def _after(field: str, descending: bool, value: Any, row_id: int) -> ColumnElement[bool]:
+    """Rows strictly after (value, row_id) in the listing's order; NULLs always sort last."""
+    column = SORT_COLUMNS[field]
+    if value is None:
+        return and_(column.is_(None), User.id < row_id if descending else User.id > row_id)
+    pair, bound = tuple_(column, User.id), tuple_(value, row_id)
+    beyond = pair < bound if descending else pair > bound
+    return or_(beyond, column.is_(None)) if field in NULLABLE_SORTS else beyond
+
+
+async def _role_id(session: AsyncSession, role: str) -> int:
+    role_id = await session.scalar(select(Role.id).where(Role.name == role))
+    if role_id is None:
+        raise InvalidInput.one("role", "unknown_role", f"unknown role: {role}")
+    return role_id
+
+
+def _filters(session: AsyncSession, q: str | None, role_id: int | None) -> list[Any]:
+    conditions: list[Any] = []
+    if q:
+        conditions.append(matches(session.bind.dialect.name, q))
+    if role_id is not None:
+        conditions.append(
+            exists().where(user_roles.c.user_id == User.id, user_roles.c.role_id == role_id)
+        )
+    return conditions
+
+
+async def _counts(session: AsyncSession, conditions: list[Any]) -> dict[str, int]:
+    counts = {tab: 0 for tab in TABS}
+    if conditions:
+        rows = await session.execute(
+            select(User.status, func.count()).where(*conditions).group_by(User.status)
+        )
+    else:
+        rows = await session.execute(
+            select(UserCount.status, func.sum(UserCount.count)).group_by(UserCount.status)
+        )
+    for status, count in rows:
+        counts[UserStatus(status).value] = int(count or 0)
+    counts["all"] = sum(counts[s.value] for s in UserStatus)
+    return counts
+
+
+async def list_users(
+    session: AsyncSession,
+    *,
+    viewer: Actor,
+    status: UserStatus | None = None,
+    q: str | None = None,
+    role: str | None = None,
+    sort: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> UserPage:
+    viewer.require(Permission.USERS_READ)
+    field, descending = parse_sort(sort)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput.one("limit", "range", f"must be between 1 and {MAX_LIMIT}")
+    q = (q or "").strip()
+    if len(q) > MAX_QUERY_LENGTH:
+        raise InvalidInput.one("q", "length", f"must be at most {MAX_QUERY_LENGTH} characters")
+    role_id = await _role_id(session, role) if role else None
+    conditions = _filters(session, q, role_id)
+
+    column = SORT_COLUMNS[field]
+    order = column.desc() if descending else column.asc()
+    if field in NULLABLE_SORTS:
+        order = order.nulls_last()
+    query: Select[tuple[User]] = (
+        select(User)
+        .where(visible_users(viewer), *conditions)
+        .options(selectinload(User.roles), selectinload(User.created_by))
+        .order_by(order, User.id.desc() if descending else User.id.asc())
+        .limit(limit + 1)
+    )
+    if status is not None:
+        query = query.where(User.status == status)
+    if cursor:
+        query = query.where(_after(field, descending, *_decode_cursor(cursor, field)))
+    users = list(await session.scalars(query))
+    next_cursor = None
+    if len(users) > limit:
+        users = users[:limit]
+        last = users[-1]
+        next_cursor = _encode_cursor(field, getattr(last, column.key), last.id)
+    return UserPage(items=users, next_cursor=next_cursor, counts=await _counts(session, conditions))
+
+
+async def get_user(session: AsyncSession, *, viewer: Actor, user_id: str) -> User:
+    user = await session.scalar(
+        select(User)
+        .where(User.public_id == user_id, visible_users(viewer))
+        .options(selectinload(User.roles), selectinload(User.created_by))
+    )
+    if user is None:
+        raise NotFound(f"no user with id {user_id}")
+    return user
+
+
+async def owner_exists(session: AsyncSession) -> bool:
+    owner = await session.scalar(
+        select(user_roles.c.user_id)
+        .join(Role, Role.id == user_roles.c.role_id)
+        .where(Role.name == OWNER)
+        .limit(1)
+    )
+    return owner is not None
+
+
+async def find_by_username(session: AsyncSession, *, viewer: Actor, username: str) -> User:
+    user = await session.scalar(
+        select(User)
+        .where(User.username_key == fold(username), visible_users(viewer))
+        .options(selectinload(User.roles), selectinload(User.created_by))
+    )
+    if user is None:
+        raise NotFound(f"no user named {username}")
+    return user

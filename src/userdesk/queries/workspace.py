@@ -1,0 +1,40 @@
+"""Workspace settings and seat usage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from userdesk.actions.context import Actor
+from userdesk.actions.seats import seats_used
+from userdesk.models import WORKSPACE_ID, Workspace
+from userdesk.security.permissions import Permission
+
+
+@dataclass(frozen=True)
+class Seats:
+    used: int
+    limit: int | None
+
+    @property
+    def available(self) -> int | None:
+        return None if self.limit is None else max(self.limit - self.used, 0)
+
+
+async def get_workspace(session: AsyncSession) -> Workspace:
+    workspace = await session.scalar(select(Workspace).where(Workspace.id == WORKSPACE_ID))
+    assert workspace is not None, "the initial migration creates the workspace row"
+    return workspace
+
+
+async def get_settings(session: AsyncSession, *, viewer: Actor) -> Workspace:
+    viewer.require(Permission.SETTINGS_MANAGE)
+    return await get_workspace(session)
+
+
+async def get_seats(session: AsyncSession, *, viewer: Actor) -> Seats:
+    viewer.require(Permission.SEATS_READ)
+    workspace = await get_workspace(session)
+    return Seats(used=await seats_used(session), limit=workspace.seat_limit)

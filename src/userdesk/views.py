@@ -1,0 +1,186 @@
+"""How userdesk shows its objects to the outside (REST and the CLI's JSON output)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from userdesk.models import ApiToken, AuditEntry, Role, User, Workspace
+from userdesk.queries.workspace import Seats
+
+
+class AvatarView(BaseModel):
+    kind: str
+    url: str | None
+
+
+class UserView(BaseModel):
+    id: str
+    username: str
+    email: str
+    email_verified: bool
+    name: str
+    given_name: str | None
+    family_name: str | None
+    nickname: str | None
+    bio: str | None
+    status_message: str | None
+    voip_extension: str | None
+    timezone: str | None
+    avatar: AvatarView
+    type: str
+    status: str
+    roles: list[str]
+    require_password_change: bool
+    has_password: bool
+    created_at: datetime
+    updated_at: datetime
+    last_login_at: datetime | None
+    deactivated_at: datetime | None
+    created_by: str | None
+
+    @classmethod
+    def of(cls, user: User) -> UserView:
+        return cls(
+            id=user.public_id,
+            username=user.username,
+            email=user.email,
+            email_verified=user.email_verified,
+            name=user.name,
+            given_name=user.given_name,
+            family_name=user.family_name,
+            nickname=user.nickname,
+            bio=user.bio,
+            status_message=user.status_message,
+            voip_extension=user.voip_extension,
+            timezone=user.timezone,
+            avatar=AvatarView(kind=user.avatar_kind.value, url=user.avatar_url),
+            type=user.type.value,
+            status=user.status.value,
+            roles=[role.name for role in user.roles],
+            require_password_change=user.require_password_change,
+            has_password=user.password_hash is not None,
+            created_at=user.created_at,
+            updated_at=user.updated_at,
+            last_login_at=user.last_login_at,
+            deactivated_at=user.deactivated_at,
+            created_by=user.created_by.public_id if user.created_by else None,
+        )
+
+
+class UserCounts(BaseModel):
+    all: int
+    pending: int
+    active: int
+    deactivated: int
+
+
+class UserListView(BaseModel):
+    items: list[UserView]
+    next_cursor: str | None
+    counts: UserCounts
+
+
+class RoleView(BaseModel):
+    name: str
+    description: str
+    permissions: list[str]
+    built_in: bool
+    users: int
+
+    @classmethod
+    def of(cls, role: Role, holders: int) -> RoleView:
+        return cls(
+            name=role.name,
+            description=role.description,
+            permissions=sorted(role.permissions),
+            built_in=role.built_in,
+            users=holders,
+        )
+
+
+class RoleListView(BaseModel):
+    items: list[RoleView]
+
+
+class SeatsView(BaseModel):
+    used: int
+    limit: int | None
+    available: int | None
+
+    @classmethod
+    def of(cls, seats: Seats) -> SeatsView:
+        return cls(used=seats.used, limit=seats.limit, available=seats.available)
+
+
+class SettingsView(BaseModel):
+    name: str
+    seat_limit: int | None
+
+    @classmethod
+    def of(cls, workspace: Workspace) -> SettingsView:
+        return cls(name=workspace.name, seat_limit=workspace.seat_limit)
+
+
+class AuditActor(BaseModel):
+    id: str | None
+    name: str
+
+
+class AuditTarget(BaseModel):
+    type: str
+    id: str | None
+    name: str | None
+
+
+class AuditEntryView(BaseModel):
+    id: int
+    at: datetime
+    actor: AuditActor
+    action: str
+    target: AuditTarget
+    changes: dict[str, Any]
+    ip: str | None
+    user_agent: str | None
+
+    @classmethod
+    def of(cls, entry: AuditEntry) -> AuditEntryView:
+        return cls(
+            id=entry.id,
+            at=entry.at,
+            actor=AuditActor(id=entry.actor_id, name=entry.actor_name),
+            action=entry.action,
+            target=AuditTarget(type=entry.target_type, id=entry.target_id, name=entry.target_name),
+            changes=entry.changes,
+            ip=entry.ip,
+            user_agent=entry.user_agent,
+        )
+
+
+class AuditListView(BaseModel):
+    items: list[AuditEntryView]
+    next_cursor: str | None
+
+
+class TokenView(BaseModel):
+    id: str
+    name: str
+    hint: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, token: ApiToken) -> TokenView:
+        return cls(
+            id=token.public_id,
+            name=token.name,
+            hint=token.hint,
+            created_at=token.created_at,
+            expires_at=token.expires_at,
+            last_used_at=token.last_used_at,
+            revoked_at=token.revoked_at,
+        )
