@@ -75,6 +75,15 @@ def _pg_admin(*statements: str) -> None:
             conn.execute(statement)
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A PostgreSQL URL that is set but unreachable ends the run with a failure at once."""
+    if POSTGRES_URL:
+        try:
+            _pg_admin("SELECT 1")
+        except psycopg.Error as exc:
+            pytest.exit(f"USERDESK_TEST_POSTGRES_URL is set but PostgreSQL is unreachable: {exc}", 3)
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"

@@ -75,7 +75,9 @@ async def _ensure_unique(
     )
     if exclude_id is not None:
         query = query.where(User.id != exclude_id)
-    for row in await session.execute(query):
+    with session.no_autoflush:  # the changed row must not be written before it is checked
+        rows = list(await session.execute(query))
+    for row in rows:
         if "username" in fields and row.username_key == fold(user.username):
             raise Duplicate(f"username {user.username!r} is already taken", field="username")
         if "email" in fields and row.email_key == user.email.lower():
