@@ -344,3 +344,18 @@ async def test_openapi_and_docs_are_served(client: httpx.AsyncClient) -> None:
     assert "/api/v1/users" in spec["paths"]
     assert "/api/v1/users/{user_id}/roles" in spec["paths"]
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_a_changed_email_is_unverified_unless_the_request_says_otherwise(
+    client: httpx.AsyncClient, owner: Account, directory: Directory
+) -> None:
+    user = await directory.create("eve", email_verified=True)
+    path = f"/api/v1/users/{user['id']}"
+    recased = await client.patch(path, json={"email": "EVE@example.com"}, headers=owner.headers)
+    assert recased.json()["email_verified"] is True
+    moved = await client.patch(path, json={"email": "eve@elsewhere.org"}, headers=owner.headers)
+    assert moved.json()["email_verified"] is False
+    vouched = await client.patch(
+        path, json={"email": "eve@third.org", "email_verified": True}, headers=owner.headers
+    )
+    assert vouched.json()["email_verified"] is True

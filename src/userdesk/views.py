@@ -59,7 +59,7 @@ class UserView(BaseModel):
             avatar=AvatarView(kind=user.avatar_kind.value, url=user.avatar_url),
             type=user.type.value,
             status=user.status.value,
-            roles=[role.name for role in user.roles],
+            roles=sorted(role.name for role in user.roles),
             require_password_change=user.require_password_change,
             has_password=user.password_hash is not None,
             created_at=user.created_at,

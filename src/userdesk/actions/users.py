@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from userdesk.actions import seats
@@ -21,7 +22,8 @@ from userdesk.actions.rules import (
     roles_named,
 )
 from userdesk.errors import Conflict, Duplicate, PermissionDenied
-from userdesk.models import ApiToken, AvatarKind, User, UserStatus, UserType
+from userdesk.models import ApiToken, AvatarImage, AvatarKind, User, UserStatus, UserType
+from userdesk.security.images import normalise_avatar
 from userdesk.security.permissions import DEFAULT_BOT_ROLE, DEFAULT_HUMAN_ROLE, OWNER, Permission
 from userdesk.services import services_of
 
@@ -31,6 +33,7 @@ AUDITED_FIELDS = (
     "bio", "status_message", "voip_extension", "timezone", "avatar_kind", "avatar_url", "type",
     "status", "require_password_change",
 )
+CREDENTIAL_FIELDS = frozenset({"password", "require_password_change"})
 
 
 def snapshot(user: User) -> dict[str, Any]:
@@ -157,16 +160,14 @@ async def _create(
     return user
 
 
-async def update_user(
-    session: AsyncSession, *, actor: Actor, user_id: str, data: UserUpdate
-) -> User:
-    user = await lock_user(session, user_id)
-    fields = set(data.model_fields_set)
-    credential_fields = fields & {"password", "require_password_change"}
-    admin_fields = fields - SELF_SERVICE_FIELDS - credential_fields
-    is_self = actor.user_id == user.id
-    if fields - credential_fields:
-        if is_self and not admin_fields and not actor.has(Permission.USERS_EDIT):
+def _ensure_may_edit(actor: Actor, user: User, fields: set[str]) -> None:
+    """Own profile fields need profile.edit; anything else on anyone needs users.edit;
+    password fields need users.reset_credentials; and nobody edits someone who outranks them."""
+    credential_fields = fields & CREDENTIAL_FIELDS
+    profile_fields = fields - credential_fields
+    if profile_fields:
+        own_profile_only = actor.user_id == user.id and profile_fields <= SELF_SERVICE_FIELDS
+        if own_profile_only and not actor.has(Permission.USERS_EDIT):
             actor.require(Permission.PROFILE_EDIT)
         else:
             actor.require(Permission.USERS_EDIT)
@@ -174,8 +175,20 @@ async def update_user(
         actor.require(Permission.USERS_RESET_CREDENTIALS)
     ensure_can_act_on(actor, user, doing="editing")
 
+
+async def update_user(
+    session: AsyncSession, *, actor: Actor, user_id: str, data: UserUpdate
+) -> User:
+    user = await lock_user(session, user_id)
+    fields = set(data.model_fields_set)
+    credential_fields = fields & CREDENTIAL_FIELDS
+    _ensure_may_edit(actor, user, fields)
+
     before = snapshot(user)
     values = data.model_dump(include=fields - credential_fields)
+    if "email" in values and values["email"].lower() != user.email_key:
+        # A new address is unverified unless the same request vouches for it.
+        values.setdefault("email_verified", False)
     _set_profile(user, values)
     await _ensure_unique(session, user, fields, exclude_id=user.id)
     if "password" in fields:
@@ -183,6 +196,8 @@ async def update_user(
         user.password_hash = services_of(session).passwords.hash(data.password)
     if "require_password_change" in fields:
         user.require_password_change = bool(data.require_password_change)
+    if "avatar_url" in fields:
+        await session.execute(delete(AvatarImage).where(AvatarImage.user_id == user.id))
 
     changes = diff(before, snapshot(user))
     if "password" in fields:
@@ -191,6 +206,36 @@ async def update_user(
         return user
     user.updated_at = services_of(session).clock.now()
     await flush_unique(session)
+    await record(
+        session, actor=actor, event=AuditEvent.USER_UPDATED, target_type="user",
+        target_id=user.public_id, target_name=user.username, changes=changes,
+    )
+    return user
+
+
+async def set_avatar_image(
+    session: AsyncSession, *, actor: Actor, user_id: str, image: bytes
+) -> User:
+    """Store an uploaded picture, checked and resized, as the user's avatar."""
+    user = await lock_user(session, user_id)
+    _ensure_may_edit(actor, user, {"avatar_url"})
+    png = normalise_avatar(image)
+    now = services_of(session).clock.now()
+    stored = await session.get(AvatarImage, user.id)
+    if stored is None:
+        stored = AvatarImage(user_id=user.id)
+        session.add(stored)
+    stored.content_type = "image/png"
+    stored.data = png
+    stored.digest = hashlib.sha256(png).hexdigest()
+    stored.updated_at = now
+    before = snapshot(user)
+    user.avatar_kind = AvatarKind.UPLOAD
+    user.avatar_url = None
+    user.updated_at = now
+    await session.flush()
+    changes = diff(before, snapshot(user))
+    changes["avatar_image"] = {"before": None, "after": stored.digest}
     await record(
         session, actor=actor, event=AuditEvent.USER_UPDATED, target_type="user",
         target_id=user.public_id, target_name=user.username, changes=changes,

@@ -1,6 +1,7 @@
 """Every table, imported here so Alembic and the tests see one complete metadata."""
 
 from userdesk.models.audit import AuditEntry
+from userdesk.models.avatars import AvatarImage
 from userdesk.models.base import Base
 from userdesk.models.outbox import OutboxMessage
 from userdesk.models.tokens import ApiToken
@@ -11,6 +12,7 @@ __all__ = [
     "WORKSPACE_ID",
     "ApiToken",
     "AuditEntry",
+    "AvatarImage",
     "AvatarKind",
     "Base",
     "OutboxMessage",

@@ -20,7 +20,7 @@ from sqlalchemy.orm import InstrumentedAttribute, selectinload
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import fold
 from userdesk.errors import InvalidInput, NotFound
-from userdesk.models import Role, User, UserCount, UserStatus, user_roles
+from userdesk.models import AvatarImage, Role, User, UserCount, UserStatus, user_roles
 from userdesk.queries.search import matches
 from userdesk.queries.visibility import visible_users
 from userdesk.security.permissions import OWNER, Permission
@@ -205,3 +205,19 @@ async def find_by_username(session: AsyncSession, *, viewer: Actor, username: st
     if user is None:
         raise NotFound(f"no user named {username}")
     return user
+
+
+async def get_avatar(
+    session: AsyncSession, *, viewer: Actor, user_id: str
+) -> tuple[User, AvatarImage | None]:
+    """The user (for initials or a URL) and their uploaded picture, if they have one."""
+    row = (
+        await session.execute(
+            select(User, AvatarImage)
+            .outerjoin(AvatarImage, AvatarImage.user_id == User.id)
+            .where(User.public_id == user_id, visible_users(viewer))
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"no user with id {user_id}")
+    return row[0], row[1]
