@@ -97,13 +97,15 @@ async def load(database: Database, count: int, seed: int = 7) -> None:
                 update(UserCount).where(UserCount.status == status, UserCount.type == kind)
                 .values(count=value)
             )
-    if database.dialect == "postgresql":
-        async with database.engine.connect() as conn:
-            await conn.exec_driver_sql("COMMIT")
-            await conn.exec_driver_sql("VACUUM ANALYZE")
-    else:
-        async with database.engine.connect() as conn:
-            await conn.exec_driver_sql("ANALYZE")
+    await analyze(database)
+
+
+async def analyze(database: Database) -> None:
+    autocommit = database.engine.execution_options(isolation_level="AUTOCOMMIT")
+    async with autocommit.connect() as conn:
+        await conn.exec_driver_sql(
+            "VACUUM ANALYZE" if database.dialect == "postgresql" else "ANALYZE"
+        )
 
 
 CASES = {
@@ -157,6 +159,8 @@ async def main() -> None:
             await load(database, args.users)
             print(f"loaded {args.users} users in {time.perf_counter() - started:.0f} s "
                   f"({database.dialect})")
+        else:
+            await analyze(database)
         await timed(database, args.repeat)
     finally:
         await database.dispose()

@@ -17,7 +17,8 @@ import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from userdesk.actions import settings as settings_actions
 from userdesk.actions import tokens as token_actions
@@ -63,8 +64,11 @@ EXIT_CODES: tuple[tuple[type[DomainError], int], ...] = (
     (Unauthenticated, 5),
     (Conflict, 6),
 )
+# Click uses 2 for usage errors; configuration and database trouble get their own code.
+EXIT_UNUSABLE = 7
 err = Console(stderr=True, highlight=False)
-out = Console(highlight=False, soft_wrap=True)
+# Piped output gets wide tables, so ids are never cut short with an ellipsis.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
 T = TypeVar("T")
 
 
@@ -73,12 +77,35 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def load_settings() -> Settings:
+    """Settings from the environment; a bad USERDESK_* value is one line, not a traceback."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"USERDESK_{'_'.join(str(part) for part in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors()
+        )
+        fail(f"invalid configuration: {problems}", EXIT_UNUSABLE)
+
+
+def shown_url(url: str) -> str:
+    """The database URL for messages: its password is a secret and never printed."""
+    try:
+        return repr(make_url(url).render_as_string(hide_password=True))
+    except ArgumentError:
+        return "URL (USERDESK_DATABASE_URL is not a valid URL)"
+
+
 def run(work: Callable[[Database], Awaitable[T]], *, migrate: bool = True) -> T:
     """Open the database, apply migrations, do the work, and turn failures into one line."""
-    settings = Settings()
+    settings = load_settings()
+    try:
+        database = Database(settings.database_url, Services.from_settings(settings))
+    except (ArgumentError, ImportError, OSError) as exc:
+        fail(f"database {shown_url(settings.database_url)} is not usable: {exc}", EXIT_UNUSABLE)
 
     async def main() -> T:
-        database = Database(settings.database_url, Services.from_settings(settings))
         try:
             if migrate:
                 await database.migrate()
@@ -95,7 +122,7 @@ def run(work: Callable[[Database], Awaitable[T]], *, migrate: bool = True) -> T:
         fail("; ".join(f"{e.field}: {e.message}" for e in errors), 3)
     except (OperationalError, DBAPIError, OSError) as exc:
         first_line = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        fail(f"database {settings.database_url!r} is not usable: {first_line}", 2)
+        fail(f"database {shown_url(settings.database_url)} is not usable: {first_line}", EXIT_UNUSABLE)
 
 
 def print_json(model: BaseModel | list[BaseModel]) -> None:
@@ -134,7 +161,7 @@ def serve(
 
     from userdesk.http.app import create_app
 
-    settings = Settings()
+    settings = load_settings()
 
     async def prepare(database: Database) -> tuple[UserView, str] | None:
         async with database.transaction() as session:
@@ -179,7 +206,8 @@ def create_owner(
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
 
     async def work(database: Database) -> tuple[UserView, str]:
-        chosen = password or database.services.randomness.password()
+        # An empty line on stdin is an empty password (rejected), never a silent generated one.
+        chosen = password if password is not None else database.services.randomness.password()
         data = UserCreate(name=name, username=username, email=email, password=chosen)
         async with database.transaction() as session:
             owner = await user_actions.bootstrap_owner(session, actor=OPERATOR, data=data)
@@ -267,7 +295,10 @@ async def _user_id(database: Database, who: str) -> str:
         try:
             user = await user_queries.find_by_username(session, viewer=OPERATOR, username=who)
         except NotFound:
-            user = await user_queries.get_user(session, viewer=OPERATOR, user_id=who)
+            try:
+                user = await user_queries.get_user(session, viewer=OPERATOR, user_id=who)
+            except NotFound:
+                raise NotFound(f"no user with username or id {who}") from None
         return user.public_id
 
 
@@ -415,7 +446,7 @@ def settings_get(
         print_json(view)
     else:
         value = getattr(view, key)
-        sys.stdout.write(("" if value is None else str(value)) + "\n")
+        sys.stdout.write(("none" if value is None else str(value)) + "\n")
 
 
 @settings_app.command("set")

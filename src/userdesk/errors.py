@@ -58,6 +58,14 @@ class SeatLimitReached(Conflict):
     code = "seat_limit_reached"
 
 
+class BuiltInRole(Conflict):
+    code = "built_in_role"
+
+
+class RoleInUse(Conflict):
+    code = "role_in_use"
+
+
 class PolicyViolation(DomainError):
     code = "policy_violation"
 

@@ -40,7 +40,11 @@ class Actor:
 
     def require_all(self, permissions: Iterable[str], *, doing: str) -> None:
         """Nobody grants, or acts on, more than they hold."""
-        missing = sorted(set(permissions) - self.permissions)
+        # Name owners.manage first when it is missing: it is what separates owners from admins.
+        missing = sorted(
+            set(permissions) - self.permissions,
+            key=lambda p: (p != Permission.OWNERS_MANAGE, p),
+        )
         if missing:
             raise PermissionDenied(
                 f"{doing} needs the permission {missing[0]}, which you do not hold",

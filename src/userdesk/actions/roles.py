@@ -9,7 +9,7 @@ from userdesk.actions.audit import AuditEvent, diff, record
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import RoleCreate, RoleUpdate
 from userdesk.actions.rules import flush_unique
-from userdesk.errors import Conflict, Duplicate, InvalidInput, NotFound
+from userdesk.errors import BuiltInRole, Duplicate, InvalidInput, NotFound, RoleInUse
 from userdesk.models import Role, user_roles
 from userdesk.security.permissions import Permission
 from userdesk.services import services_of
@@ -62,7 +62,7 @@ async def update_role(
     actor.require(Permission.ROLES_MANAGE)
     role = await _lock_role(session, name)
     if role.built_in:
-        raise Conflict(f"{role.name} is a built-in role and cannot be changed", field="name")
+        raise BuiltInRole(f"{role.name} is a built-in role and cannot be changed", field="name")
     actor.require_all(role.permissions, doing=f"changing the role {role.name}")
     before = _fields(role)
     fields = data.model_fields_set
@@ -91,14 +91,15 @@ async def delete_role(session: AsyncSession, *, actor: Actor, name: str) -> None
     actor.require(Permission.ROLES_MANAGE)
     role = await _lock_role(session, name)
     if role.built_in:
-        raise Conflict(f"{role.name} is a built-in role and cannot be deleted", field="name")
+        raise BuiltInRole(f"{role.name} is a built-in role and cannot be deleted", field="name")
     actor.require_all(role.permissions, doing=f"deleting the role {role.name}")
     holders = await session.scalar(
         select(func.count()).select_from(user_roles).where(user_roles.c.role_id == role.id)
     )
     if holders:
-        raise Conflict(
-            f"{holders} user(s) hold the role {role.name}; take it from them before deleting it"
+        raise RoleInUse(
+            f"{holders} user(s) hold the role {role.name}; take it from them before deleting it",
+            field="name",
         )
     await session.delete(role)
     await session.flush()

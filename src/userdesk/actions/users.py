@@ -142,7 +142,7 @@ async def _create(
     await seats.move(session, user.type, None, user.status)
 
     changes = diff({}, snapshot(user))
-    changes["roles"] = {"before": None, "after": [r.name for r in roles]}
+    changes["roles"] = {"before": None, "after": sorted(r.name for r in roles)}
     if data.password:
         changes["password"] = {"changed": True}
     if data.send_welcome_email:

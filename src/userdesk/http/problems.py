@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from userdesk.errors import (
@@ -49,7 +49,40 @@ _TITLES = {
 }
 
 
-def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+class ProblemFieldError(BaseModel):
+    field: str
+    code: str
+    message: str
+
+
+class Problem(BaseModel):
+    """The body of every error answer (RFC 9457), for the OpenAPI document."""
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str
+    errors: list[ProblemFieldError] | None = None
+    permission: str | None = None
+    field: str | None = None
+
+
+def problem_responses() -> dict[int | str, dict[str, Any]]:
+    """The error answers every API route may give, documented as problem+json."""
+    return {
+        status: {
+            "model": Problem,
+            "description": _TITLES[status],
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in (401, 403, 404, 409, 413, 422)
+    }
+
+
+def problem(
+    status: int, code: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     body = {
         "type": f"urn:userdesk:problem:{code}",
         "title": _TITLES.get(status, "Error"),
@@ -58,7 +91,8 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
         "detail": detail,
         **extra,
     }
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -108,7 +142,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return problem(exc.status_code, code, str(exc.detail))
+        return problem(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:

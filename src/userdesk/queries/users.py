@@ -59,26 +59,40 @@ def parse_sort(sort: str | None) -> tuple[str, bool]:
     return field, descending
 
 
-def _encode_cursor(field: str, value: Any, row_id: int) -> str:
+def _sort_name(field: str, descending: bool) -> str:
+    return f"-{field}" if descending else field
+
+
+def _encode_cursor(field: str, descending: bool, value: Any, row_id: int) -> str:
     if isinstance(value, datetime):
         value = value.isoformat()
     elif isinstance(value, UserStatus):
         value = value.value
-    raw = json.dumps({"s": field, "v": value, "i": row_id}, separators=(",", ":"))
+    raw = json.dumps(
+        {"s": _sort_name(field, descending), "v": value, "i": row_id}, separators=(",", ":")
+    )
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str, field: str) -> tuple[Any, int]:
+def _decode_cursor(cursor: str, field: str, descending: bool) -> tuple[Any, int]:
     bad = InvalidInput.one("cursor", "invalid_cursor", "is not a cursor from this listing")
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         value, row_id = raw["v"], raw["i"]
-        if raw["s"] != field or not isinstance(row_id, int):
+        if raw["s"] != _sort_name(field, descending) or not isinstance(row_id, int):
+            raise bad
+        # Out of BIGINT range, the database itself would refuse it as a server error.
+        if not 0 < row_id < 2**63:
             raise bad
         if field in ("created_at", "last_login_at") and value is not None:
             value = datetime.fromisoformat(value)
+            # We only issue UTC times; a naive one would mean a different instant per database.
+            if value.tzinfo is None:
+                raise bad
         elif value is not None and not isinstance(value, str):
             raise bad
+        elif field == "status" and value is not None:
+            UserStatus(value)
         if value is None and field not in NULLABLE_SORTS:
             raise bad
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
@@ -165,13 +179,13 @@ async def list_users(
     if status is not None:
         query = query.where(User.status == status)
     if cursor:
-        query = query.where(_after(field, descending, *_decode_cursor(cursor, field)))
+        query = query.where(_after(field, descending, *_decode_cursor(cursor, field, descending)))
     users = list(await session.scalars(query))
     next_cursor = None
     if len(users) > limit:
         users = users[:limit]
         last = users[-1]
-        next_cursor = _encode_cursor(field, getattr(last, column.key), last.id)
+        next_cursor = _encode_cursor(field, descending, getattr(last, column.key), last.id)
     return UserPage(items=users, next_cursor=next_cursor, counts=await _counts(session, conditions))
 
 

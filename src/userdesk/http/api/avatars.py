@@ -10,12 +10,13 @@ from fastapi.responses import RedirectResponse
 
 from userdesk.actions import users as user_actions
 from userdesk.actions.inputs import UserUpdate
+from userdesk.http.problems import problem_responses
 from userdesk.http.deps import ActorDep, DatabaseDep
 from userdesk.models import AvatarKind, User
 from userdesk.queries import users as user_queries
 from userdesk.views import UserView
 
-router = APIRouter(prefix="/api/v1/users", tags=["users"])
+router = APIRouter(prefix="/api/v1/users", tags=["users"], responses=problem_responses())
 
 _PALETTE = ("#1d4ed8", "#047857", "#b45309", "#7c3aed", "#be123c", "#0e7490", "#4d7c0f", "#9d174d")
 

@@ -6,11 +6,12 @@ from fastapi import APIRouter, Response
 
 from userdesk.actions import roles as role_actions
 from userdesk.actions.inputs import RoleCreate, RoleUpdate
+from userdesk.http.problems import problem_responses
 from userdesk.http.deps import ActorDep, DatabaseDep
 from userdesk.queries import roles as role_queries
 from userdesk.views import RoleListView, RoleView
 
-router = APIRouter(prefix="/api/v1/roles", tags=["roles"])
+router = APIRouter(prefix="/api/v1/roles", tags=["roles"], responses=problem_responses())
 
 
 @router.get("", response_model=RoleListView)

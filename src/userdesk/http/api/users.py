@@ -9,12 +9,13 @@ from pydantic import BaseModel, ConfigDict
 
 from userdesk.actions import users as user_actions
 from userdesk.actions.inputs import RoleList, UserCreate, UserUpdate
+from userdesk.http.problems import problem_responses
 from userdesk.http.deps import ActorDep, DatabaseDep
 from userdesk.models import UserStatus
 from userdesk.queries import users as user_queries
 from userdesk.views import UserCounts, UserListView, UserView
 
-router = APIRouter(prefix="/api/v1/users", tags=["users"])
+router = APIRouter(prefix="/api/v1/users", tags=["users"], responses=problem_responses())
 
 
 class RolesBody(BaseModel):

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Query
 
 from userdesk.actions import settings as settings_actions
 from userdesk.actions.inputs import SettingsUpdate
+from userdesk.http.problems import problem_responses
 from userdesk.http.deps import ActorDep, DatabaseDep
 from userdesk.queries import audit as audit_queries
 from userdesk.queries import workspace as workspace_queries
 from userdesk.views import AuditEntryView, AuditListView, SeatsView, SettingsView
 
-router = APIRouter(prefix="/api/v1", tags=["workspace"])
+router = APIRouter(prefix="/api/v1", tags=["workspace"], responses=problem_responses())
 
 
 @router.get("/settings", response_model=SettingsView)

@@ -1,0 +1,437 @@
+"""The `userdesk` command, run as a real process against SQLite and PostgreSQL.
+
+Each call starts a Python process (about a second), so the tests group related steps
+instead of spending one process on each assertion.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import POSTGRES_URL
+from userdesk.actions.context import Actor
+from userdesk.actions.inputs import UserCreate
+from userdesk.actions.users import create_user, deactivate_user
+from userdesk.db import Database
+
+OWNER_PASSWORD = "correct horse battery staple"
+# Cheap hashing keeps each process start fast; the CLI reads these like any USERDESK_* setting.
+FAST_HASHING = {
+    "USERDESK_ARGON2_TIME_COST": "1",
+    "USERDESK_ARGON2_MEMORY_KIB": "8",
+    "USERDESK_ARGON2_PARALLELISM": "1",
+}
+PROCESS_TIMEOUT = 60
+SERVER_START_TIMEOUT = 30
+
+
+def _console_script() -> str | None:
+    beside_python = Path(sys.executable).parent / "userdesk"
+    if beside_python.is_file() and os.access(beside_python, os.X_OK):
+        return str(beside_python)
+    return shutil.which("userdesk")
+
+
+USERDESK = _console_script()
+
+
+@dataclass
+class Result:
+    args: tuple[str, ...]
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def ok(self) -> Result:
+        assert self.code == 0, f"userdesk {' '.join(self.args)} exited {self.code}:\n{self}"
+        self.no_traceback()
+        return self
+
+    def fails(self, code: int, *words: str) -> str:
+        """Assert the command failed with `code` and one `error:` line naming `words`."""
+        assert self.code == code, f"expected exit {code}, got {self.code}:\n{self}"
+        self.no_traceback()
+        lines = self.stderr.strip().splitlines()
+        assert len(lines) == 1, f"expected one line on stderr:\n{self}"
+        assert lines[0].startswith("error: "), self.stderr
+        for word in words:
+            assert word.lower() in lines[0].lower(), f"{word!r} not in {lines[0]!r}"
+        return lines[0]
+
+    def no_traceback(self) -> None:
+        assert "Traceback" not in self.stderr + self.stdout, str(self)
+
+    def __str__(self) -> str:
+        return f"--- stdout\n{self.stdout}--- stderr\n{self.stderr}"
+
+
+def base_environment(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("USERDESK_")}
+    env.update(FAST_HASHING)
+    env.update(extra)
+    return env
+
+
+class Cli:
+    """Runs `userdesk ...` with one database URL (or the default one, in `cwd`)."""
+
+    def __init__(self, database_url: str | None, cwd: Path) -> None:
+        if USERDESK is None:
+            pytest.fail("the userdesk console script is not installed next to this Python")
+        extra = {"USERDESK_DATABASE_URL": database_url} if database_url else {}
+        self.env = base_environment(**extra)
+        self.cwd = cwd
+
+    def __call__(self, *args: str, input: str | None = None) -> Result:
+        assert USERDESK is not None
+        done = subprocess.run(
+            [USERDESK, *args], input=input if input is not None else "", capture_output=True,
+            text=True, env=self.env, cwd=self.cwd, timeout=PROCESS_TIMEOUT,
+        )
+        return Result(args, done.returncode, done.stdout, done.stderr)
+
+    def create_owner(self, username: str = "olive") -> None:
+        created = self("create-owner", "--username", username, "--email",
+                       f"{username}@example.com", "--password-stdin",
+                       input=OWNER_PASSWORD + "\n").ok()
+        assert username in created.stdout and OWNER_PASSWORD not in created.stdout
+
+    def token(self, username: str, name: str = "t") -> tuple[str, str]:
+        """Mint a token; return (its id as the CLI announced it, the secret)."""
+        result = self("tokens", "create", "--user", username, "--name", name).ok()
+        lines = result.stdout.rstrip("\n").splitlines()
+        secret = lines[-1]
+        assert secret and secret == secret.strip() and " " not in secret, result.stdout
+        assert result.stdout.count(secret) == 1, "the token is printed exactly once"
+        announced = re.search(r"created token (\S+) ", lines[0])
+        assert announced, result.stdout
+        return announced.group(1), secret
+
+
+@pytest.fixture
+def cli(database_url: str, tmp_path: Path) -> Cli:
+    return Cli(database_url, tmp_path)
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+# --- migrate, owners, tokens -------------------------------------------------------------
+
+
+async def test_migrate_owner_and_token_lifecycle(cli: Cli, client: httpx.AsyncClient) -> None:
+    assert "up to date" in cli("migrate").ok().stdout
+    assert "up to date" in cli("migrate").ok().stdout
+
+    cli.create_owner("olive")
+    owner = cli("users", "show", "olive").ok().json()
+    assert owner["status"] == "active"
+    assert owner["roles"] == ["owner"]
+    assert owner["has_password"] is True
+    assert owner["type"] == "human"
+
+    generated = cli("create-owner", "--username", "oscar", "--email", "oscar@example.com").ok()
+    password_lines = [
+        line for line in generated.stdout.splitlines() if line.startswith("password:")
+    ]
+    assert len(password_lines) == 1, generated.stdout
+    password = password_lines[0].removeprefix("password:").strip()
+    assert len(password) >= 12
+    assert generated.stdout.count(password) == 1
+    assert password not in generated.stderr
+    second = cli("users", "show", "oscar").ok().json()
+    assert (second["status"], second["roles"], second["has_password"]) == ("active", ["owner"], True)
+
+    token_id, secret = cli.token("olive", name="deploy")
+    seats = await client.get("/api/v1/seats", headers=bearer(secret))
+    assert seats.status_code == 200, seats.text
+    assert seats.json()["used"] == 2
+    users = await client.get("/api/v1/users", headers=bearer(secret))
+    assert {u["username"] for u in users.json()["items"]} == {"olive", "oscar"}
+
+    table = cli("tokens", "list", "--user", "olive").ok().stdout
+    assert "deploy" in table and secret not in table
+    listed = cli("tokens", "list", "--user", "olive", "--json").ok()
+    assert secret not in listed.stdout
+    [token] = listed.json()
+    assert token["id"] == token_id and token["name"] == "deploy"
+    assert token["revoked_at"] is None
+    assert secret.startswith(token["hint"]) and len(token["hint"]) < len(secret) // 2
+
+    assert token_id in cli("tokens", "revoke", token_id).ok().stdout
+    refused = await client.get("/api/v1/seats", headers=bearer(secret))
+    assert refused.status_code == 401, refused.text
+    cli("tokens", "revoke", "no-such-token").fails(4, "no-such-token")
+
+
+def test_create_owner_with_an_empty_password_on_stdin_creates_nobody(cli: Cli) -> None:
+    """An empty stdin must not silently fall back to a generated password nobody sees."""
+    result = cli("create-owner", "--username", "olive", "--email", "olive@example.com",
+                 "--password-stdin", input="")
+    result.fails(3, "password")
+    cli("users", "show", "olive").fails(4)
+
+
+# --- users and settings ------------------------------------------------------------------
+
+
+def test_users_follow_the_same_rules_as_the_api(cli: Cli) -> None:
+    cli.create_owner("olive")
+
+    created = cli("users", "create", "--username", "alice", "--email", "alice@example.com",
+                  "--name", "Alice Liddell").ok()
+    assert "created alice" in created.stdout and "status pending" in created.stdout
+    cli("users", "create", "--username", "ALICE", "--email", "other@example.com",
+        "--name", "Other").fails(6, "ALICE", "taken")
+    cli("users", "create", "--username", "eve", "--email", "not-an-email",
+        "--name", "Eve").fails(3, "email")
+
+    # Owner and alice take the two seats.
+    assert cli("settings", "set", "seat_limit", "2").ok().json()["seat_limit"] == 2
+    assert cli("settings", "get").ok().json() == {"name": "My Workspace", "seat_limit": 2}
+    assert cli("settings", "get", "seat_limit").ok().stdout == "2\n"
+    cli("users", "create", "--username", "bob", "--email", "bob@example.com",
+        "--name", "Bob").fails(6, "seats")
+    cli("settings", "set", "seat_limit", "abc").fails(3, "seat_limit")
+    cli("settings", "get", "colour").fails(3, "colour")
+
+    cli("users", "deactivate", "olive").fails(6, "owner")
+    assert cli("users", "deactivate", "alice").ok().stdout == "deactivated alice\n"
+    assert cli("users", "activate", "alice").ok().stdout == "activated alice\n"
+    alice = cli("users", "show", "alice").ok().json()
+    assert (alice["status"], alice["roles"], alice["has_password"]) == ("pending", ["user"], False)
+
+    assert cli("users", "delete", alice["id"], "--yes").ok().stdout.startswith("deleted ")
+    cli("users", "show", "alice").fails(4, "alice")
+    everyone = cli("users", "list", "--json").ok().json()
+    assert [u["username"] for u in everyone["items"]] == ["olive"]
+    assert everyone["counts"]["all"] == 1
+
+
+async def test_users_list_searches_filters_and_sorts(cli: Cli, database: Database) -> None:
+    system = Actor.system("test")
+    people = [
+        ("olive", "Olive Owner", "zz-olive@example.com", ["owner"]),
+        ("alice", "Alice Liddell", "b-alice@example.com", ["admin"]),
+        ("bob", "Bob Builder", "a-bob@example.com", None),
+        ("carol", "Carol Danvers", "c-carol@example.com", None),
+    ]
+    async with database.transaction() as session:
+        for username, name, email, roles in people:
+            await create_user(session, actor=system, data=UserCreate(
+                username=username, name=name, email=email, roles=roles))
+    async with database.transaction() as session:
+        dave = await create_user(session, actor=system, data=UserCreate(
+            username="dave", name="Dave Deactivated", email="d-dave@example.com"))
+        dave_id = dave.public_id
+    async with database.transaction() as session:
+        await deactivate_user(session, actor=system, user_id=dave_id)
+
+    everyone = cli("users", "list", "--json").ok().json()
+    assert set(everyone) == {"items", "counts", "next_cursor"}
+    assert [u["username"] for u in everyone["items"]] == ["alice", "bob", "carol", "dave", "olive"]
+    assert everyone["counts"] == {"all": 5, "pending": 4, "active": 0, "deactivated": 1}
+    assert everyone["next_cursor"] is None
+
+    table = cli("users", "list", "--search", "danv").ok().stdout
+    assert "carol" in table and "alice" not in table and "all 1 " in table
+
+    deactivated = cli("users", "list", "--json", "--status", "deactivated").ok().json()
+    assert [u["username"] for u in deactivated["items"]] == ["dave"]
+
+    admins = cli("users", "list", "--json", "--role", "admin").ok().json()
+    assert [u["username"] for u in admins["items"]] == ["alice"]
+
+    first = cli("users", "list", "--json", "--sort", "-email", "--limit", "3").ok().json()
+    assert [u["username"] for u in first["items"]] == ["olive", "dave", "carol"]
+    assert first["next_cursor"]
+    rest = cli("users", "list", "--json", "--sort", "-email", "--limit", "3",
+               "--cursor", first["next_cursor"]).ok().json()
+    assert [u["username"] for u in rest["items"]] == ["alice", "bob"]
+    assert rest["next_cursor"] is None
+
+
+# --- errors that are not about users -----------------------------------------------------
+
+
+def test_unreachable_database_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    unreachable = Cli("postgresql://postgres@127.0.0.1:1/nope", tmp_path)
+    line = unreachable("users", "list").fails(7, "database")
+    assert "127.0.0.1" in line
+
+
+def test_database_errors_do_not_show_the_database_password(tmp_path: Path) -> None:
+    result = Cli("postgresql://userdesk:hunter2-secret@127.0.0.1:1/nope", tmp_path)("migrate")
+    line = result.fails(7, "database")
+    assert "hunter2-secret" not in result.stdout + result.stderr, line
+
+
+@pytest.mark.parametrize("url", ["not a url at all", "mysql://root@127.0.0.1/userdesk"])
+def test_unusable_database_url_is_one_line_and_exit_2(tmp_path: Path, url: str) -> None:
+    Cli(url, tmp_path)("migrate").fails(7, "database")
+
+
+def test_invalid_configuration_is_one_line(tmp_path: Path) -> None:
+    cli = Cli(f"sqlite:///{tmp_path}/x.db", tmp_path)
+    cli.env["USERDESK_ARGON2_TIME_COST"] = "many"
+    cli("migrate").fails(7, "USERDESK_ARGON2_TIME_COST")
+
+
+# --- serve -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    url: str
+    stdout: Path
+    stderr: Path
+
+    def output(self) -> str:
+        return self.stdout.read_text(errors="replace")
+
+    def describe(self) -> str:
+        return f"--- stdout\n{self.output()}--- stderr\n{self.stderr.read_text(errors='replace')}"
+
+
+StartServer = Callable[[Cli], Server]
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[StartServer]:
+    """Start `userdesk serve` and wait for /healthz; every server is stopped at the end."""
+    started: list[Server] = []
+
+    def start(cli: Cli) -> Server:
+        assert USERDESK is not None
+        port = free_port()
+        n = len(started)
+        stdout, stderr = tmp_path / f"serve{n}.out", tmp_path / f"serve{n}.err"
+        with stdout.open("wb") as out, stderr.open("wb") as err:
+            process = subprocess.Popen(
+                [USERDESK, "serve", "--port", str(port)],
+                cwd=cli.cwd, env=cli.env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+            )
+        server = Server(process, f"http://127.0.0.1:{port}", stdout, stderr)
+        started.append(server)
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"userdesk serve exited with {process.returncode}\n{server.describe()}")
+            try:
+                if httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200:
+                    return server
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"userdesk serve did not answer /healthz\n{server.describe()}")
+            time.sleep(0.1)
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            stop(server)
+
+
+def stop(server: Server) -> None:
+    if server.process.poll() is None:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+def exercise_api(server: Server, secret: str) -> None:
+    with httpx.Client(base_url=server.url, headers=bearer(secret), timeout=10) as http:
+        seats = http.get("/api/v1/seats")
+        assert seats.status_code == 200, seats.text
+        assert seats.json() == {"used": 1, "limit": None, "available": None}
+        created = http.post("/api/v1/users", json={
+            "name": "Amy Pond", "username": "amy", "email": "amy@example.com"})
+        assert created.status_code == 201, created.text
+        assert created.json()["status"] == "pending"
+        users = http.get("/api/v1/users")
+        assert users.status_code == 200, users.text
+        assert [u["username"] for u in users.json()["items"]] == ["admin", "amy"]
+        assert http.get("/api/v1/seats").json()["used"] == 2
+        assert http.get("/api/v1/users", headers=bearer("udt_wrong")).status_code == 401
+
+
+def first_start_password(output: str) -> str:
+    lines = [line.strip() for line in output.splitlines() if "password:" in line]
+    assert len(lines) == 1, output
+    return lines[0].removeprefix("password:").strip()
+
+
+def test_serve_on_the_default_sqlite_database(tmp_path: Path, start_server: StartServer) -> None:
+    workdir = tmp_path / "site"
+    workdir.mkdir()
+    cli = Cli(None, workdir)
+    assert "USERDESK_DATABASE_URL" not in cli.env
+
+    server = start_server(cli)
+    assert server.process.poll() is None
+    assert (workdir / "var" / "userdesk.db").is_file()
+    # Read while the server runs: the one-time password must not wait in a buffer.
+    output = server.output()
+    assert "username: admin" in output, server.describe()
+    password = first_start_password(output)
+    assert len(password) >= 12
+    assert password not in server.stderr.read_text(errors="replace")
+    assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok", "database": "sqlite"}
+
+    _, secret = cli.token("admin")
+    exercise_api(server, secret)
+    stop(server)
+    # uvicorn shuts down cleanly, then re-raises SIGTERM so the exit status reports it.
+    assert server.process.returncode in (0, -signal.SIGTERM), server.describe()
+    assert "Application shutdown complete" in server.stderr.read_text(), server.describe()
+
+    again = start_server(cli)
+    output = again.output()
+    assert "password" not in output and "First start" not in output, again.describe()
+    assert password not in output
+    with httpx.Client(base_url=again.url, headers=bearer(secret), timeout=10) as http:
+        users = http.get("/api/v1/users", params={"role": "owner"})
+        assert users.status_code == 200, users.text
+        assert [u["username"] for u in users.json()["items"]] == ["admin"]
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="USERDESK_TEST_POSTGRES_URL is not set")
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_serve_on_postgresql(database_url: str, tmp_path: Path, start_server: StartServer) -> None:
+    cli = Cli(database_url, tmp_path)
+    server = start_server(cli)
+    assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok", "database": "postgresql"}
+    first_start_password(server.output())
+    assert not (tmp_path / "var").exists(), "no SQLite file when PostgreSQL is configured"
+    _, secret = cli.token("admin")
+    exercise_api(server, secret)
