@@ -25,11 +25,12 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import make_url
 
 from userdesk.actions.context import Actor
-from userdesk.actions.inputs import fold
+from userdesk.actions.inputs import fold, sort_key
 from userdesk.actions.users import search_text
 from userdesk.config import Settings, async_database_url, sqlite_path
 from userdesk.db import Database
 from userdesk.models import Role, User, UserCount, UserStatus, UserType, user_roles
+from userdesk.models.users import NEVER
 from userdesk.queries.users import list_users
 from userdesk.services import Services
 
@@ -78,11 +79,12 @@ async def load(database: Database, count: int, seed: int = 7) -> None:
             users.append({
                 "id": n + 1, "public_id": str(uuid.UUID(int=rng.getrandbits(128))),
                 "username": username, "username_key": fold(username), "email": email,
-                "email_key": email, "email_verified": True, "name": name, "name_key": fold(name),
+                "email_key": email, "email_verified": True, "name": name, "name_key": sort_key(name),
                 "avatar_kind": "initials", "type": kind, "status": status,
                 "require_password_change": False,
                 "search_text": search_text(name, username, email), "created_at": created,
                 "updated_at": created, "last_login_at": last_login,
+                "last_login_key": last_login or NEVER,
             })
             role = "bot" if kind is UserType.BOT else rng.choices(
                 ["user", "user-manager", "admin", "guest"], [90, 3, 1, 6])[0]

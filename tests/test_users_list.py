@@ -34,6 +34,7 @@ SORT_FIELDS = ("name", "username", "email", "status", "created_at", "last_login_
 ALL_SORTS = tuple(s for f in SORT_FIELDS for s in (f, f"-{f}"))
 STATUSES = ("pending", "active", "deactivated")
 EPOCH = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -114,11 +115,17 @@ def error_fields(response: httpx.Response) -> set[str]:
 
 def sort_value(user: dict[str, Any], sort_field: str) -> Any:
     value = user[sort_field]
-    if sort_field in ("name", "username"):
+    if sort_field == "name":
+        # Case-folded with accents set aside: Émile files beside Emma.
+        decomposed = unicodedata.normalize("NFKD", folded(value))
+        return "".join(c for c in decomposed if not unicodedata.combining(c))
+    if sort_field == "username":
         return folded(value)
     if sort_field == "email":
         return value.lower()
-    if sort_field in ("created_at", "last_login_at") and value is not None:
+    if sort_field == "last_login_at" and value is None:
+        return NEVER  # never signed in sorts as the oldest sign-in
+    if sort_field in ("created_at", "last_login_at"):
         return datetime.fromisoformat(value)
     return value
 
@@ -126,15 +133,15 @@ def sort_value(user: dict[str, Any], sort_field: str) -> Any:
 def expected_order(
     users: list[dict[str, Any]], sort: str, row_ids: dict[str, int]
 ) -> list[str]:
-    """Public ids in the order `sort` must give: by value, ties by row id in the same direction,
-    NULLs last whichever the direction."""
+    """Public ids in the order `sort` must give: by value, ties by row id in the same
+    direction; by last_login_at, those who never signed in come first ascending, last
+    descending."""
     descending = sort.startswith("-")
     sort_field = sort.removeprefix("-")
-    valued = [u for u in users if u[sort_field] is not None]
-    nulls = [u for u in users if u[sort_field] is None]
-    valued.sort(key=lambda u: (sort_value(u, sort_field), row_ids[u["id"]]), reverse=descending)
-    nulls.sort(key=lambda u: row_ids[u["id"]], reverse=descending)
-    return [u["id"] for u in valued + nulls]
+    ordered = sorted(
+        users, key=lambda u: (sort_value(u, sort_field), row_ids[u["id"]]), reverse=descending
+    )
+    return [u["id"] for u in ordered]
 
 
 def matches(user: dict[str, Any], q: str) -> bool:
@@ -434,7 +441,7 @@ async def test_tabs_filter_by_status_and_count_every_status_bots_included(
 # --- 3. sorting ------------------------------------------------------------------------------
 
 
-async def test_every_sort_orders_like_python_with_ties_by_id_and_nulls_last(
+async def test_every_sort_orders_like_python_with_ties_by_id_and_never_as_oldest(
     client: httpx.AsyncClient, owner: Account, database: Database
 ) -> None:
     await populate(database)
@@ -455,10 +462,12 @@ async def test_every_sort_orders_like_python_with_ties_by_id_and_nulls_last(
     by_login = [u["username"] for u in (await get_page(client, owner, sort="-last_login_at",
                                                           limit=500))["items"]]
     assert by_login[:4] == ["quip", "sam4", "sam3", "sam1"]
-    assert by_login[-1] == "olive"  # NULLs last, ties by id descending
-    by_login = [u["username"] for u in (await get_page(client, owner, sort="last_login_at",
-                                                          limit=500))["items"]]
-    assert by_login[:3] == ["aarcher", "emile", "mariana"] and by_login[-1] == "cdubois"
+    assert by_login[-1] == "olive"  # never signed in: last, ties by id descending
+    oldest_first = (await get_page(client, owner, sort="last_login_at", limit=500))["items"]
+    assert oldest_first[0]["username"] == "olive"  # never signed in: first, ties by id
+    signed_in = [u["username"] for u in oldest_first if u["last_login_at"]]
+    assert signed_in[:3] == ["aarcher", "emile", "mariana"] and signed_in[-1] == "quip"
+    assert [u["username"] for u in oldest_first][-len(signed_in):] == signed_in
     created = [u["username"] for u in (await get_page(client, owner, sort="created_at",
                                                          limit=500))["items"]]
     assert created[:3] == ["pct", "sam2", "Bob"]
@@ -484,7 +493,7 @@ async def test_time_sorts_page_exactly_whatever_the_database_time_zone(
             at = autumn + timedelta(minutes=15 * ((i * 5) % 12))
             await session.execute(
                 update(User).where(User.public_id == ids[username])
-                .values(created_at=at, last_login_at=at)
+                .values(created_at=at, last_login_at=at, last_login_key=at)
             )
     row_ids = await internal_ids(database)
     users = await everyone(client, owner)

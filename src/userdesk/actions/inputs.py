@@ -32,6 +32,13 @@ def fold(value: str) -> str:
     return nfc(nfc(value).casefold())
 
 
+def sort_key(value: str) -> str:
+    """How names sort: case-folded with accents set aside, so Émile files beside Emma.
+    Compared bytewise (COLLATE "C" on PostgreSQL), so both databases order alike."""
+    decomposed = unicodedata.normalize("NFKD", fold(value))
+    return unicodedata.normalize("NFC", "".join(c for c in decomposed if not unicodedata.combining(c)))
+
+
 def _no_control_characters(value: str, *, allow_newlines: bool = False) -> str:
     for char in value:
         if allow_newlines and char in "\n\t":

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from userdesk.actions import seats
 from userdesk.actions.audit import AuditEvent, diff, record
 from userdesk.actions.context import Actor
-from userdesk.actions.inputs import SELF_SERVICE_FIELDS, UserCreate, UserUpdate, fold
+from userdesk.actions.inputs import SELF_SERVICE_FIELDS, UserCreate, UserUpdate, fold, sort_key
 from userdesk.actions.outbox import enqueue_email
 from userdesk.actions.rules import (
     ensure_another_active_owner,
@@ -55,7 +55,7 @@ def _set_profile(user: User, values: dict[str, Any]) -> None:
             user.avatar_kind = AvatarKind.URL if value else AvatarKind.INITIALS
         else:
             setattr(user, field, value)
-    user.name_key = fold(user.name)
+    user.name_key = sort_key(user.name)
     user.username_key = fold(user.username)
     user.email_key = user.email.lower()
     user.search_text = search_text(user.name, user.username, user.email)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from sqlalchemy import (
@@ -17,12 +17,20 @@ from sqlalchemy import (
     Table,
     Text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from userdesk.models.base import Base, JSONDocument, UTCDateTime
 
 # BigInteger for PostgreSQL's range, INTEGER on SQLite so the id is the rowid (autoincrement).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+# The last_login_key of someone who never signed in: "never" sorts as the oldest sign-in.
+NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def SortKey(length: int) -> String:  # noqa: N802 - a column type, named like one
+    """Text compared bytewise on PostgreSQL (as SQLite does), whatever the database's locale,
+    so sort order and keyset cursors agree on both databases."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
 
 
 class UserStatus(StrEnum):
@@ -82,12 +90,12 @@ class User(Base):
     public_id: Mapped[str] = mapped_column(String(36), unique=True)
     username: Mapped[str] = mapped_column(String(64))
     # Case-folded NFC forms carry the uniqueness and the sort order.
-    username_key: Mapped[str] = mapped_column(String(128), unique=True)
+    username_key: Mapped[str] = mapped_column(SortKey(128), unique=True)
     email: Mapped[str] = mapped_column(String(320))
-    email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    email_key: Mapped[str] = mapped_column(SortKey(320), unique=True)
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     name: Mapped[str] = mapped_column(String(200))
-    name_key: Mapped[str] = mapped_column(String(400))
+    name_key: Mapped[str] = mapped_column(SortKey(400))
     given_name: Mapped[str | None] = mapped_column(String(200))
     family_name: Mapped[str | None] = mapped_column(String(200))
     nickname: Mapped[str | None] = mapped_column(String(200))
@@ -109,6 +117,9 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # last_login_at with "never" as NEVER: a sort key without NULLs, so one plain index
+    # serves both directions on both databases and keyset cursors need no NULL cases.
+    last_login_key: Mapped[datetime] = mapped_column(UTCDateTime, default=NEVER)
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("users.id", ondelete="SET NULL")
@@ -119,8 +130,13 @@ class User(Base):
     )
     created_by: Mapped[User | None] = relationship(remote_side=[id], lazy="raise")
 
+    @validates("last_login_at")
+    def _keep_last_login_key(self, _key: str, value: datetime | None) -> datetime | None:
+        self.last_login_key = value or NEVER
+        return value
+
     __table_args__ = tuple(
         Index(f"ix_users_{'status_' if with_status else ''}{column}_id", *cols, "id")
-        for column in ("name_key", "username_key", "email_key", "created_at", "last_login_at")
+        for column in ("name_key", "username_key", "email_key", "created_at", "last_login_key")
         for with_status, cols in ((False, (column,)), (True, ("status", column)))
     ) + (Index("ix_users_status_id", "status", "id"),)

@@ -76,12 +76,12 @@ def upgrade() -> None:
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('public_id', sa.String(length=36), nullable=False),
     sa.Column('username', sa.String(length=64), nullable=False),
-    sa.Column('username_key', sa.String(length=128), nullable=False),
+    sa.Column('username_key', _sort_key(128), nullable=False),
     sa.Column('email', sa.String(length=320), nullable=False),
-    sa.Column('email_key', sa.String(length=320), nullable=False),
+    sa.Column('email_key', _sort_key(320), nullable=False),
     sa.Column('email_verified', sa.Boolean(), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('name_key', sa.String(length=400), nullable=False),
+    sa.Column('name_key', _sort_key(400), nullable=False),
     sa.Column('given_name', sa.String(length=200), nullable=True),
     sa.Column('family_name', sa.String(length=200), nullable=True),
     sa.Column('nickname', sa.String(length=200), nullable=True),
@@ -99,6 +99,7 @@ def upgrade() -> None:
     sa.Column('created_at', UTCDateTime(), nullable=False),
     sa.Column('updated_at', UTCDateTime(), nullable=False),
     sa.Column('last_login_at', UTCDateTime(), nullable=True),
+    sa.Column('last_login_key', UTCDateTime(), nullable=False),
     sa.Column('deactivated_at', UTCDateTime(), nullable=True),
     sa.Column('created_by_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_users_created_by_id_users'), ondelete='SET NULL'),
@@ -111,12 +112,12 @@ def upgrade() -> None:
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.create_index('ix_users_created_at_id', ['created_at', 'id'], unique=False)
         batch_op.create_index('ix_users_email_key_id', ['email_key', 'id'], unique=False)
-        batch_op.create_index('ix_users_last_login_at_id', ['last_login_at', 'id'], unique=False)
+        batch_op.create_index('ix_users_last_login_key_id', ['last_login_key', 'id'], unique=False)
         batch_op.create_index('ix_users_name_key_id', ['name_key', 'id'], unique=False)
         batch_op.create_index('ix_users_status_created_at_id', ['status', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_users_status_email_key_id', ['status', 'email_key', 'id'], unique=False)
         batch_op.create_index('ix_users_status_id', ['status', 'id'], unique=False)
-        batch_op.create_index('ix_users_status_last_login_at_id', ['status', 'last_login_at', 'id'], unique=False)
+        batch_op.create_index('ix_users_status_last_login_key_id', ['status', 'last_login_key', 'id'], unique=False)
         batch_op.create_index('ix_users_status_name_key_id', ['status', 'name_key', 'id'], unique=False)
         batch_op.create_index('ix_users_status_username_key_id', ['status', 'username_key', 'id'], unique=False)
         batch_op.create_index('ix_users_username_key_id', ['username_key', 'id'], unique=False)
@@ -161,6 +162,11 @@ def upgrade() -> None:
     _create_search_index()
     _seed()
 
+
+
+def _sort_key(length: int) -> sa.String:
+    """Compared bytewise on PostgreSQL, as on SQLite, whatever the database's locale."""
+    return sa.String(length).with_variant(sa.String(length, collation="C"), "postgresql")
 
 
 def _create_search_index() -> None:
