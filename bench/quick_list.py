@@ -34,12 +34,45 @@ from userdesk.models.users import NEVER
 from userdesk.queries.users import list_users
 from userdesk.services import Services
 
-GIVEN = ["Anna", "Ben", "Chloé", "Dmitri", "Émile", "Fatima", "Giulia", "Hiroshi", "Ingrid",
-         "José", "Kofi", "Léa", "Mateo", "Nadia", "Oskar", "Priya", "Quentin", "Rosa", "Søren",
-         "Tomás", "Ursula", "Vikram", "Wen", "Xavier", "Yara", "Zoë"]
-FAMILY = (["Smith"] * 40 + ["García"] * 25 + ["Müller"] * 20 + ["Nguyen"] * 15
-          + [f"{p}{s}" for p in ("Berg", "Kov", "Lind", "Mor", "Ost", "Pal", "Rav", "Sol")
-             for s in ("ström", "ács", "ley", "eau", "enko", "ini", "sen", "ard")])
+GIVEN = [
+    "Anna",
+    "Ben",
+    "Chloé",
+    "Dmitri",
+    "Émile",
+    "Fatima",
+    "Giulia",
+    "Hiroshi",
+    "Ingrid",
+    "José",
+    "Kofi",
+    "Léa",
+    "Mateo",
+    "Nadia",
+    "Oskar",
+    "Priya",
+    "Quentin",
+    "Rosa",
+    "Søren",
+    "Tomás",
+    "Ursula",
+    "Vikram",
+    "Wen",
+    "Xavier",
+    "Yara",
+    "Zoë",
+]
+FAMILY = (
+    ["Smith"] * 40
+    + ["García"] * 25
+    + ["Müller"] * 20
+    + ["Nguyen"] * 15
+    + [
+        f"{p}{s}"
+        for p in ("Berg", "Kov", "Lind", "Mor", "Ost", "Pal", "Rav", "Sol")
+        for s in ("ström", "ács", "ley", "eau", "enko", "ini", "sen", "ard")
+    ]
+)
 
 
 def _reset(url: str) -> None:
@@ -70,24 +103,47 @@ async def load(database: Database, count: int, seed: int = 7) -> None:
             username = f"{fold(given)}.{fold(family)}{n}"
             email = f"{username}@example.com"
             roll = rng.random()
-            status = (UserStatus.ACTIVE if roll < 0.85 else
-                      UserStatus.PENDING if roll < 0.90 else UserStatus.DEACTIVATED)
+            status = (
+                UserStatus.ACTIVE
+                if roll < 0.85
+                else UserStatus.PENDING
+                if roll < 0.90
+                else UserStatus.DEACTIVATED
+            )
             kind = UserType.BOT if rng.random() < 0.001 else UserType.HUMAN
             created = start + timedelta(seconds=rng.randrange(0, 7 * 365 * 86400))
-            last_login = (created + timedelta(days=rng.randrange(0, 300))
-                          if status is UserStatus.ACTIVE else None)
-            users.append({
-                "id": n + 1, "public_id": str(uuid.UUID(int=rng.getrandbits(128))),
-                "username": username, "username_key": fold(username), "email": email,
-                "email_key": email, "email_verified": True, "name": name, "name_key": sort_key(name),
-                "avatar_kind": "initials", "type": kind, "status": status,
-                "require_password_change": False,
-                "search_text": search_text(name, username, email), "created_at": created,
-                "updated_at": created, "last_login_at": last_login,
-                "last_login_key": last_login or NEVER,
-            })
-            role = "bot" if kind is UserType.BOT else rng.choices(
-                ["user", "user-manager", "admin", "guest"], [90, 3, 1, 6])[0]
+            last_login = (
+                created + timedelta(days=rng.randrange(0, 300))
+                if status is UserStatus.ACTIVE
+                else None
+            )
+            users.append(
+                {
+                    "id": n + 1,
+                    "public_id": str(uuid.UUID(int=rng.getrandbits(128))),
+                    "username": username,
+                    "username_key": fold(username),
+                    "email": email,
+                    "email_key": email,
+                    "email_verified": True,
+                    "name": name,
+                    "name_key": sort_key(name),
+                    "avatar_kind": "initials",
+                    "type": kind,
+                    "status": status,
+                    "require_password_change": False,
+                    "search_text": search_text(name, username, email),
+                    "created_at": created,
+                    "updated_at": created,
+                    "last_login_at": last_login,
+                    "last_login_key": last_login or NEVER,
+                }
+            )
+            role = (
+                "bot"
+                if kind is UserType.BOT
+                else rng.choices(["user", "user-manager", "admin", "guest"], [90, 3, 1, 6])[0]
+            )
             links.append({"user_id": n + 1, "role_id": role_ids[role]})
             totals[(status, kind)] = totals.get((status, kind), 0) + 1
         async with database.transaction() as session:
@@ -96,7 +152,8 @@ async def load(database: Database, count: int, seed: int = 7) -> None:
     async with database.transaction() as session:
         for (status, kind), value in totals.items():
             await session.execute(
-                update(UserCount).where(UserCount.status == status, UserCount.type == kind)
+                update(UserCount)
+                .where(UserCount.status == status, UserCount.type == kind)
                 .values(count=value)
             )
     await analyze(database)
@@ -124,7 +181,7 @@ CASES = {
 
 async def timed(database: Database, repeat: int) -> None:
     viewer = Actor.system("bench")
-    print(f"| query | p50 ms | max ms | counts.all |\n|---|---|---|---|")
+    print("| query | p50 ms | max ms | counts.all |\n|---|---|---|---|")
     for label, params in CASES.items():
         samples, total = [], 0
         for _ in range(repeat):
@@ -159,8 +216,10 @@ async def main() -> None:
             await database.migrate()
             started = time.perf_counter()
             await load(database, args.users)
-            print(f"loaded {args.users} users in {time.perf_counter() - started:.0f} s "
-                  f"({database.dialect})")
+            print(
+                f"loaded {args.users} users in {time.perf_counter() - started:.0f} s "
+                f"({database.dialect})"
+            )
         else:
             await analyze(database)
         await timed(database, args.repeat)

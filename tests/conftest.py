@@ -40,9 +40,7 @@ BACKENDS = [
     "sqlite",
     pytest.param(
         "postgres",
-        marks=pytest.mark.skipif(
-            not POSTGRES_URL, reason="USERDESK_TEST_POSTGRES_URL is not set"
-        ),
+        marks=pytest.mark.skipif(not POSTGRES_URL, reason="USERDESK_TEST_POSTGRES_URL is not set"),
     ),
 ]
 TEST_SETTINGS = dict(argon2_time_cost=1, argon2_memory_kib=8, argon2_parallelism=1)
@@ -81,7 +79,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         try:
             _pg_admin("SELECT 1")
         except psycopg.Error as exc:
-            pytest.exit(f"USERDESK_TEST_POSTGRES_URL is set but PostgreSQL is unreachable: {exc}", 3)
+            pytest.exit(
+                f"USERDESK_TEST_POSTGRES_URL is set but PostgreSQL is unreachable: {exc}", 3
+            )
 
 
 @pytest.fixture(scope="session")
@@ -195,16 +195,24 @@ class Directory:
         self.database = database
         self.owner = owner
 
-    async def create(self, username: str, *, as_: Account | None = None, **fields: Any) -> dict[str, Any]:
-        body = {"name": fields.pop("name", username.title()), "username": username,
-                "email": fields.pop("email", f"{username}@example.com"), **fields}
+    async def create(
+        self, username: str, *, as_: Account | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        body = {
+            "name": fields.pop("name", username.title()),
+            "username": username,
+            "email": fields.pop("email", f"{username}@example.com"),
+            **fields,
+        }
         response = await self.client.post(
             "/api/v1/users", json=body, headers=(as_ or self.owner).headers
         )
         assert response.status_code == 201, response.text
         return response.json()
 
-    async def account(self, username: str, roles: list[str] | None = None, **fields: Any) -> Account:
+    async def account(
+        self, username: str, roles: list[str] | None = None, **fields: Any
+    ) -> Account:
         user = await self.create(username, roles=roles or ["user"], **fields)
         return Account(user["id"], username, await mint_token(self.database, username))
 

@@ -35,7 +35,9 @@ async def test_upload_is_cropped_resized_and_served_as_png(
     user = await directory.create("pic")
     path = f"/api/v1/users/{user['id']}/avatar"
     response = await client.put(
-        path, content=_picture(fmt), headers={**owner.headers, "content-type": f"image/{fmt.lower()}"}
+        path,
+        content=_picture(fmt),
+        headers={**owner.headers, "content-type": f"image/{fmt.lower()}"},
     )
     assert response.status_code == 200, response.text
     assert response.json()["avatar"] == {"kind": "upload", "url": None}
@@ -46,8 +48,13 @@ async def test_upload_is_cropped_resized_and_served_as_png(
     etag = served.headers["etag"]
     cached = await client.get(path, headers={**owner.headers, "if-none-match": etag})
     assert cached.status_code == 304
-    audit = (await client.get("/api/v1/audit", params={"target": user["id"], "action": "user.updated"},
-                              headers=owner.headers)).json()["items"]
+    audit = (
+        await client.get(
+            "/api/v1/audit",
+            params={"target": user["id"], "action": "user.updated"},
+            headers=owner.headers,
+        )
+    ).json()["items"]
     assert audit[0]["changes"]["avatar_kind"] == {"before": "initials", "after": "upload"}
 
 
@@ -70,7 +77,9 @@ async def test_bad_uploads_are_422_and_change_nothing(
     response = await client.put(path, content=payload, headers=owner.headers)
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0] == {
-        "field": "image", "code": code, "message": response.json()["errors"][0]["message"]
+        "field": "image",
+        "code": code,
+        "message": response.json()["errors"][0]["message"],
     }
     again = await client.get(f"/api/v1/users/{user['id']}", headers=owner.headers)
     assert again.json()["avatar"]["kind"] == "initials"
@@ -82,28 +91,36 @@ async def test_url_avatar_redirects_and_removing_returns_to_initials(
     user = await directory.create("linky")
     path = f"/api/v1/users/{user['id']}/avatar"
     await client.put(path, content=_picture("PNG"), headers=owner.headers)
-    await client.patch(f"/api/v1/users/{user['id']}", json={"avatar_url": "https://cdn.example.com/l.png"},
-                       headers=owner.headers)
+    await client.patch(
+        f"/api/v1/users/{user['id']}",
+        json={"avatar_url": "https://cdn.example.com/l.png"},
+        headers=owner.headers,
+    )
     redirect = await client.get(path, headers=owner.headers)
     assert redirect.status_code == 302
     assert redirect.headers["location"] == "https://cdn.example.com/l.png"
     removed = await client.delete(path, headers=owner.headers)
     assert removed.json()["avatar"] == {"kind": "initials", "url": None}
-    assert (await client.get(path, headers=owner.headers)).headers["content-type"] == "image/svg+xml"
+    assert (await client.get(path, headers=owner.headers)).headers[
+        "content-type"
+    ] == "image/svg+xml"
 
 
 async def test_users_set_their_own_picture_but_not_someone_elses(
     client: httpx.AsyncClient, owner: Account, directory: Directory
 ) -> None:
     member = await directory.account("self-pic", roles=["user"])
-    own = await client.put(f"/api/v1/users/{member.id}/avatar", content=_picture("PNG"),
-                           headers=member.headers)
+    own = await client.put(
+        f"/api/v1/users/{member.id}/avatar", content=_picture("PNG"), headers=member.headers
+    )
     assert own.status_code == 200, own.text
-    other = await client.put(f"/api/v1/users/{owner.id}/avatar", content=_picture("PNG"),
-                             headers=member.headers)
+    other = await client.put(
+        f"/api/v1/users/{owner.id}/avatar", content=_picture("PNG"), headers=member.headers
+    )
     assert other.status_code == 403
     guest = await directory.account("guest-pic", roles=["guest"])
-    refused = await client.put(f"/api/v1/users/{guest.id}/avatar", content=_picture("PNG"),
-                               headers=guest.headers)
+    refused = await client.put(
+        f"/api/v1/users/{guest.id}/avatar", content=_picture("PNG"), headers=guest.headers
+    )
     assert refused.status_code == 403
     assert refused.json()["permission"] == "profile.edit"

@@ -103,15 +103,26 @@ class Cli:
     def __call__(self, *args: str, input: str | None = None) -> Result:
         assert USERDESK is not None
         done = subprocess.run(
-            [USERDESK, *args], input=input if input is not None else "", capture_output=True,
-            text=True, env=self.env, cwd=self.cwd, timeout=PROCESS_TIMEOUT,
+            [USERDESK, *args],
+            input=input if input is not None else "",
+            capture_output=True,
+            text=True,
+            env=self.env,
+            cwd=self.cwd,
+            timeout=PROCESS_TIMEOUT,
         )
         return Result(args, done.returncode, done.stdout, done.stderr)
 
     def create_owner(self, username: str = "olive") -> None:
-        created = self("create-owner", "--username", username, "--email",
-                       f"{username}@example.com", "--password-stdin",
-                       input=OWNER_PASSWORD + "\n").ok()
+        created = self(
+            "create-owner",
+            "--username",
+            username,
+            "--email",
+            f"{username}@example.com",
+            "--password-stdin",
+            input=OWNER_PASSWORD + "\n",
+        ).ok()
         assert username in created.stdout and OWNER_PASSWORD not in created.stdout
 
     def token(self, username: str, name: str = "t") -> tuple[str, str]:
@@ -159,7 +170,11 @@ async def test_migrate_owner_and_token_lifecycle(cli: Cli, client: httpx.AsyncCl
     assert generated.stdout.count(password) == 1
     assert password not in generated.stderr
     second = cli("users", "show", "oscar").ok().json()
-    assert (second["status"], second["roles"], second["has_password"]) == ("active", ["owner"], True)
+    assert (second["status"], second["roles"], second["has_password"]) == (
+        "active",
+        ["owner"],
+        True,
+    )
 
     token_id, secret = cli.token("olive", name="deploy")
     seats = await client.get("/api/v1/seats", headers=bearer(secret))
@@ -185,8 +200,15 @@ async def test_migrate_owner_and_token_lifecycle(cli: Cli, client: httpx.AsyncCl
 
 def test_create_owner_with_an_empty_password_on_stdin_creates_nobody(cli: Cli) -> None:
     """An empty stdin must not silently fall back to a generated password nobody sees."""
-    result = cli("create-owner", "--username", "olive", "--email", "olive@example.com",
-                 "--password-stdin", input="")
+    result = cli(
+        "create-owner",
+        "--username",
+        "olive",
+        "--email",
+        "olive@example.com",
+        "--password-stdin",
+        input="",
+    )
     result.fails(3, "password")
     cli("users", "show", "olive").fails(4)
 
@@ -197,20 +219,31 @@ def test_create_owner_with_an_empty_password_on_stdin_creates_nobody(cli: Cli) -
 def test_users_follow_the_same_rules_as_the_api(cli: Cli) -> None:
     cli.create_owner("olive")
 
-    created = cli("users", "create", "--username", "alice", "--email", "alice@example.com",
-                  "--name", "Alice Liddell").ok()
+    created = cli(
+        "users",
+        "create",
+        "--username",
+        "alice",
+        "--email",
+        "alice@example.com",
+        "--name",
+        "Alice Liddell",
+    ).ok()
     assert "created alice" in created.stdout and "status pending" in created.stdout
-    cli("users", "create", "--username", "ALICE", "--email", "other@example.com",
-        "--name", "Other").fails(6, "ALICE", "taken")
-    cli("users", "create", "--username", "eve", "--email", "not-an-email",
-        "--name", "Eve").fails(3, "email")
+    cli(
+        "users", "create", "--username", "ALICE", "--email", "other@example.com", "--name", "Other"
+    ).fails(6, "ALICE", "taken")
+    cli("users", "create", "--username", "eve", "--email", "not-an-email", "--name", "Eve").fails(
+        3, "email"
+    )
 
     # Owner and alice take the two seats.
     assert cli("settings", "set", "seat_limit", "2").ok().json()["seat_limit"] == 2
     assert cli("settings", "get").ok().json() == {"name": "My Workspace", "seat_limit": 2}
     assert cli("settings", "get", "seat_limit").ok().stdout == "2\n"
-    cli("users", "create", "--username", "bob", "--email", "bob@example.com",
-        "--name", "Bob").fails(6, "seats")
+    cli(
+        "users", "create", "--username", "bob", "--email", "bob@example.com", "--name", "Bob"
+    ).fails(6, "seats")
     cli("settings", "set", "seat_limit", "abc").fails(3, "seat_limit")
     cli("settings", "get", "colour").fails(3, "colour")
 
@@ -237,11 +270,17 @@ async def test_users_list_searches_filters_and_sorts(cli: Cli, database: Databas
     ]
     async with database.transaction() as session:
         for username, name, email, roles in people:
-            await create_user(session, actor=system, data=UserCreate(
-                username=username, name=name, email=email, roles=roles))
+            await create_user(
+                session,
+                actor=system,
+                data=UserCreate(username=username, name=name, email=email, roles=roles),
+            )
     async with database.transaction() as session:
-        dave = await create_user(session, actor=system, data=UserCreate(
-            username="dave", name="Dave Deactivated", email="d-dave@example.com"))
+        dave = await create_user(
+            session,
+            actor=system,
+            data=UserCreate(username="dave", name="Dave Deactivated", email="d-dave@example.com"),
+        )
         dave_id = dave.public_id
     async with database.transaction() as session:
         await deactivate_user(session, actor=system, user_id=dave_id)
@@ -264,8 +303,21 @@ async def test_users_list_searches_filters_and_sorts(cli: Cli, database: Databas
     first = cli("users", "list", "--json", "--sort", "-email", "--limit", "3").ok().json()
     assert [u["username"] for u in first["items"]] == ["olive", "dave", "carol"]
     assert first["next_cursor"]
-    rest = cli("users", "list", "--json", "--sort", "-email", "--limit", "3",
-               "--cursor", first["next_cursor"]).ok().json()
+    rest = (
+        cli(
+            "users",
+            "list",
+            "--json",
+            "--sort",
+            "-email",
+            "--limit",
+            "3",
+            "--cursor",
+            first["next_cursor"],
+        )
+        .ok()
+        .json()
+    )
     assert [u["username"] for u in rest["items"]] == ["alice", "bob"]
     assert rest["next_cursor"] is None
 
@@ -335,7 +387,11 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
         with stdout.open("wb") as out, stderr.open("wb") as err:
             process = subprocess.Popen(
                 [USERDESK, "serve", "--port", str(port)],
-                cwd=cli.cwd, env=cli.env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                cwd=cli.cwd,
+                env=cli.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
             )
         server = Server(process, f"http://127.0.0.1:{port}", stdout, stderr)
         started.append(server)
@@ -374,8 +430,10 @@ def exercise_api(server: Server, secret: str) -> None:
         seats = http.get("/api/v1/seats")
         assert seats.status_code == 200, seats.text
         assert seats.json() == {"used": 1, "limit": None, "available": None}
-        created = http.post("/api/v1/users", json={
-            "name": "Amy Pond", "username": "amy", "email": "amy@example.com"})
+        created = http.post(
+            "/api/v1/users",
+            json={"name": "Amy Pond", "username": "amy", "email": "amy@example.com"},
+        )
         assert created.status_code == 201, created.text
         assert created.json()["status"] == "pending"
         users = http.get("/api/v1/users")

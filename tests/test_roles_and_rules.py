@@ -122,7 +122,8 @@ async def test_built_in_roles_cannot_be_changed_or_deleted(
 ) -> None:
     before = (await roles_by_name(client, owner))[name]
     changed = await client.patch(
-        f"/api/v1/roles/{name}", json={"description": "mine now", "permissions": []},
+        f"/api/v1/roles/{name}",
+        json={"description": "mine now", "permissions": []},
         headers=owner.headers,
     )
     assert_problem(changed, 409, "built_in_role", field="name")
@@ -139,14 +140,20 @@ async def test_owner_creates_reads_edits_and_deletes_a_custom_role(
 ) -> None:
     created = await client.post(
         "/api/v1/roles",
-        json={"name": "helpdesk", "description": "Front line",
-              "permissions": ["users.read", "users.reset_credentials", "users.read"]},
+        json={
+            "name": "helpdesk",
+            "description": "Front line",
+            "permissions": ["users.read", "users.reset_credentials", "users.read"],
+        },
         headers=owner.headers,
     )
     assert created.status_code == 201, created.text
     assert created.headers["location"] == "/api/v1/roles/helpdesk"
     assert created.json() == {
-        "name": "helpdesk", "description": "Front line", "built_in": False, "users": 0,
+        "name": "helpdesk",
+        "description": "Front line",
+        "built_in": False,
+        "users": 0,
         "permissions": ["users.read", "users.reset_credentials"],
     }
     fetched = await client.get("/api/v1/roles/helpdesk", headers=owner.headers)
@@ -202,7 +209,8 @@ async def test_a_role_name_already_taken_is_a_duplicate(
         assert response.status_code == 201, response.text
     for name in ("helpdesk", "admin"):
         again = await client.post(
-            "/api/v1/roles", json={"name": name, "permissions": ["users.read"]},
+            "/api/v1/roles",
+            json={"name": name, "permissions": ["users.read"]},
             headers=owner.headers,
         )
         assert_problem(again, 409, "duplicate", field="name")
@@ -246,8 +254,12 @@ async def test_a_role_held_by_a_user_cannot_be_deleted_until_taken_away(
     ],
 )
 async def test_nobody_creates_a_role_beyond_the_permissions_they_hold(
-    client: httpx.AsyncClient, owner: Account, directory: Directory,
-    actor_role: str, permissions: list[str], missing: set[str],
+    client: httpx.AsyncClient,
+    owner: Account,
+    directory: Directory,
+    actor_role: str,
+    permissions: list[str],
+    missing: set[str],
 ) -> None:
     actor = await directory.account("actor", roles=[actor_role])
     response = await client.post(
@@ -261,7 +273,8 @@ async def test_an_admin_cannot_edit_or_delete_a_role_carrying_owners_manage(
     client: httpx.AsyncClient, owner: Account, directory: Directory
 ) -> None:
     await client.post(
-        "/api/v1/roles", json={"name": "co-owner", "permissions": ["owners.manage"]},
+        "/api/v1/roles",
+        json={"name": "co-owner", "permissions": ["owners.manage"]},
         headers=owner.headers,
     )
     before = (await roles_by_name(client, owner))["co-owner"]
@@ -286,8 +299,12 @@ async def test_an_admin_cannot_edit_or_delete_a_role_carrying_owners_manage(
     ],
 )
 async def test_nobody_grants_a_role_carrying_a_permission_they_lack(
-    client: httpx.AsyncClient, owner: Account, directory: Directory,
-    actor_role: str, new_roles: list[str], missing: set[str],
+    client: httpx.AsyncClient,
+    owner: Account,
+    directory: Directory,
+    actor_role: str,
+    new_roles: list[str],
+    missing: set[str],
 ) -> None:
     actor = await directory.account("actor", roles=[actor_role])
     target = await directory.create("tess", roles=["user"])
@@ -319,25 +336,36 @@ async def test_a_user_manager_gives_and_takes_the_guest_and_user_roles(
 @pytest.mark.parametrize(
     "actor_role, target_roles, action, missing",
     [
-        *(("admin", ["owner"], action, {"owners.manage"})
-          for action in ("deactivate", "edit", "delete", "demote")),
-        *(("user-manager", ["admin"], action, ADMIN_OVER_MANAGER)
-          for action in ("deactivate", "edit", "demote")),
+        *(
+            ("admin", ["owner"], action, {"owners.manage"})
+            for action in ("deactivate", "edit", "delete", "demote")
+        ),
+        *(
+            ("user-manager", ["admin"], action, ADMIN_OVER_MANAGER)
+            for action in ("deactivate", "edit", "demote")
+        ),
         ("user-manager", ["user", "helpdesk"], "edit", {"users.delete"}),
     ],
 )
 async def test_nobody_acts_on_a_user_whose_roles_outrank_theirs(
-    client: httpx.AsyncClient, owner: Account, directory: Directory,
-    actor_role: str, target_roles: list[str], action: str, missing: set[str],
+    client: httpx.AsyncClient,
+    owner: Account,
+    directory: Directory,
+    actor_role: str,
+    target_roles: list[str],
+    action: str,
+    missing: set[str],
 ) -> None:
     if "helpdesk" in target_roles:  # a custom role can outrank a built-in one
         await client.post(
-            "/api/v1/roles", json={"name": "helpdesk", "permissions": ["users.delete"]},
+            "/api/v1/roles",
+            json={"name": "helpdesk", "permissions": ["users.delete"]},
             headers=owner.headers,
         )
     actor = await directory.account("actor", roles=[actor_role])
     target_id = (
-        owner.id if target_roles == ["owner"]
+        owner.id
+        if target_roles == ["owner"]
         else (await directory.create("tara", roles=target_roles))["id"]
     )
     before = await read_user(client, owner, target_id)
@@ -398,7 +426,8 @@ async def test_make_admin_and_remove_admin_are_role_changes_recorded_in_the_audi
     assert (await read_user(client, owner, user["id"]))["roles"] == ["user"]
 
     audit = await client.get(
-        "/api/v1/audit", params={"target": user["id"], "action": "user.roles_changed"},
+        "/api/v1/audit",
+        params={"target": user["id"], "action": "user.roles_changed"},
         headers=owner.headers,
     )
     assert audit.status_code == 200, audit.text
@@ -412,7 +441,8 @@ async def test_make_admin_and_remove_admin_are_role_changes_recorded_in_the_audi
 
 
 @pytest.mark.parametrize(
-    "roles, code", [(["user", "wizard"], "unknown_role"), ([], "too_short")],
+    "roles, code",
+    [(["user", "wizard"], "unknown_role"), ([], "too_short")],
     ids=["unknown-role", "empty-list"],
 )
 async def test_setting_unknown_or_no_roles_is_invalid_input_naming_roles(
@@ -466,7 +496,8 @@ async def test_of_two_active_owners_one_may_be_demoted_but_then_not_the_other(
 
 async def active_owner_ids(client: httpx.AsyncClient, viewer: Account) -> set[str]:
     response = await client.get(
-        "/api/v1/users", params={"role": "owner", "status": "active", "limit": 500},
+        "/api/v1/users",
+        params={"role": "owner", "status": "active", "limit": 500},
         headers=viewer.headers,
     )
     assert response.status_code == 200, response.text
@@ -497,7 +528,9 @@ async def test_two_owners_acting_on_each_other_at_once_leave_one_active_owner(
         loser = first if first.status_code != 200 else second
         # Refused by the rule, or already without the power to act when it was checked.
         assert (loser.status_code, loser.json()["code"]) in {
-            (409, "last_owner"), (401, "unauthenticated"), (403, "permission_denied"),
+            (409, "last_owner"),
+            (401, "unauthenticated"),
+            (403, "permission_denied"),
         }, loser.text
         refused_by_the_rule += loser.status_code == 409
         remaining = await active_owner_ids(client, observer)
@@ -515,7 +548,8 @@ async def test_a_user_edits_their_own_name_and_bio(
 ) -> None:
     user = await directory.account("ursula", roles=["user"])
     response = await client.patch(
-        f"/api/v1/users/{user.id}", json={"name": "Ursula K.", "bio": "Writes."},
+        f"/api/v1/users/{user.id}",
+        json={"name": "Ursula K.", "bio": "Writes."},
         headers=user.headers,
     )
     assert response.status_code == 200, response.text
@@ -534,8 +568,13 @@ async def test_a_user_edits_their_own_name_and_bio(
     ids=["user-own-email", "user-own-name-and-email", "user-other-name", "guest-own-name"],
 )
 async def test_self_service_stops_at_ones_own_profile_fields(
-    client: httpx.AsyncClient, owner: Account, directory: Directory,
-    role: str, whose: str, body: dict[str, Any], missing: str,
+    client: httpx.AsyncClient,
+    owner: Account,
+    directory: Directory,
+    role: str,
+    whose: str,
+    body: dict[str, Any],
+    missing: str,
 ) -> None:
     actor = await directory.account("actor", roles=[role])
     target_id = actor.id if whose == "own" else (await directory.create("other"))["id"]

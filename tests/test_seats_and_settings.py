@@ -17,7 +17,9 @@ async def _seats(client: httpx.AsyncClient, owner: Account) -> dict[str, int | N
     return response.json()
 
 
-async def _set_limit(client: httpx.AsyncClient, owner: Account, limit: int | None) -> httpx.Response:
+async def _set_limit(
+    client: httpx.AsyncClient, owner: Account, limit: int | None
+) -> httpx.Response:
     return await client.patch("/api/v1/settings", json={"seat_limit": limit}, headers=owner.headers)
 
 
@@ -43,7 +45,8 @@ async def test_creating_or_activating_beyond_the_limit_is_409_and_bots_are_free(
     await _set_limit(client, owner, 2)
     await directory.create("second")
     refused = await client.post(
-        "/api/v1/users", json={"name": "Third", "username": "third", "email": "third@example.com"},
+        "/api/v1/users",
+        json={"name": "Third", "username": "third", "email": "third@example.com"},
         headers=owner.headers,
     )
     assert refused.status_code == 409
@@ -93,7 +96,9 @@ async def test_concurrent_creates_never_exceed_the_seat_limit(
     assert statuses.count(409) == 47, statuses
     assert all(r.json()["code"] == "seat_limit_reached" for r in responses if r.status_code == 409)
     assert await _seats(client, owner) == {"used": 4, "limit": 4, "available": 0}
-    listing = (await client.get("/api/v1/users", params={"q": "racer"}, headers=owner.headers)).json()
+    listing = (
+        await client.get("/api/v1/users", params={"q": "racer"}, headers=owner.headers)
+    ).json()
     assert listing["counts"]["all"] == 3
 
 
@@ -124,19 +129,30 @@ async def test_settings_read_update_validate_and_audit(
     client: httpx.AsyncClient, owner: Account, directory: Directory
 ) -> None:
     assert (await client.get("/api/v1/settings", headers=owner.headers)).json() == {
-        "name": "My Workspace", "seat_limit": None,
+        "name": "My Workspace",
+        "seat_limit": None,
     }
-    renamed = await client.patch("/api/v1/settings", json={"name": "  Acme Corp "}, headers=owner.headers)
+    renamed = await client.patch(
+        "/api/v1/settings", json={"name": "  Acme Corp "}, headers=owner.headers
+    )
     assert renamed.json() == {"name": "Acme Corp", "seat_limit": None}
-    for body, field in [({"name": ""}, "name"), ({"name": None}, "name"),
-                        ({"seat_limit": "many"}, "seat_limit"), ({"colour": "red"}, "colour")]:
+    for body, field in [
+        ({"name": ""}, "name"),
+        ({"name": None}, "name"),
+        ({"seat_limit": "many"}, "seat_limit"),
+        ({"colour": "red"}, "colour"),
+    ]:
         bad = await client.patch("/api/v1/settings", json=body, headers=owner.headers)
         assert bad.status_code == 422, body
         assert bad.json()["errors"][0]["field"] == field
     entries = (
-        await client.get("/api/v1/audit", params={"action": "settings.updated"}, headers=owner.headers)
+        await client.get(
+            "/api/v1/audit", params={"action": "settings.updated"}, headers=owner.headers
+        )
     ).json()["items"]
-    assert [e["changes"] for e in entries] == [{"name": {"before": "My Workspace", "after": "Acme Corp"}}]
+    assert [e["changes"] for e in entries] == [
+        {"name": {"before": "My Workspace", "after": "Acme Corp"}}
+    ]
     admin = await directory.account("adm", roles=["admin"])
     assert (await client.get("/api/v1/settings", headers=admin.headers)).status_code == 200
     manager = await directory.account("mgr", roles=["user-manager"])
@@ -177,13 +193,17 @@ async def test_audit_log_filters_and_pages_newest_first(
     bad = await client.get("/api/v1/audit", params={"cursor": "###"}, headers=owner.headers)
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"] == "cursor"
-    naive = await client.get("/api/v1/audit", params={"since": "2026-01-01T00:00:00"}, headers=owner.headers)
+    naive = await client.get(
+        "/api/v1/audit", params={"since": "2026-01-01T00:00:00"}, headers=owner.headers
+    )
     assert naive.status_code == 422
     assert naive.json()["errors"][0]["field"] == "since"
 
 
 @pytest.mark.parametrize("role", ["user-manager", "user", "guest"])
-async def test_audit_needs_audit_read(client: httpx.AsyncClient, directory: Directory, role: str) -> None:
+async def test_audit_needs_audit_read(
+    client: httpx.AsyncClient, directory: Directory, role: str
+) -> None:
     account = await directory.account("peek", roles=[role])
     response = await client.get("/api/v1/audit", headers=account.headers)
     assert response.status_code == 403

@@ -22,8 +22,14 @@ async def test_create_user_returns_the_user_pending_with_the_default_role(
 ) -> None:
     response = await client.post(
         "/api/v1/users",
-        json={"name": "Zoë Ødegård", "username": "zoe.o", "email": "Zoe@Example.COM",
-              "timezone": "Europe/Oslo", "given_name": "Zoë", "family_name": "Ødegård"},
+        json={
+            "name": "Zoë Ødegård",
+            "username": "zoe.o",
+            "email": "Zoe@Example.COM",
+            "timezone": "Europe/Oslo",
+            "given_name": "Zoë",
+            "family_name": "Ødegård",
+        },
         headers=owner.headers,
     )
     assert response.status_code == 201, response.text
@@ -185,8 +191,13 @@ async def test_patch_changes_only_the_fields_given_and_audits_before_and_after(
     user = await directory.create("pat", nickname="P", bio="hello")
     response = await client.patch(
         f"/api/v1/users/{user['id']}",
-        json={"name": "Patricia Q", "bio": None, "email_verified": True, "timezone": "Asia/Tokyo",
-              "avatar_url": "https://img.example.com/p.png"},
+        json={
+            "name": "Patricia Q",
+            "bio": None,
+            "email_verified": True,
+            "timezone": "Asia/Tokyo",
+            "avatar_url": "https://img.example.com/p.png",
+        },
         headers=owner.headers,
     )
     assert response.status_code == 200, response.text
@@ -246,7 +257,9 @@ async def test_deactivate_keeps_data_revokes_tokens_and_activate_restores_pendin
     client: httpx.AsyncClient, owner: Account, directory: Directory
 ) -> None:
     member = await directory.account("dora", roles=["user"])
-    assert (await client.get(f"/api/v1/users/{member.id}", headers=member.headers)).status_code == 200
+    assert (
+        await client.get(f"/api/v1/users/{member.id}", headers=member.headers)
+    ).status_code == 200
     response = await client.post(f"/api/v1/users/{member.id}/deactivate", headers=owner.headers)
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "deactivated"
@@ -260,7 +273,9 @@ async def test_deactivate_keeps_data_revokes_tokens_and_activate_restores_pendin
     assert activated.json()["status"] == "pending"
     assert activated.json()["deactivated_at"] is None
     # The revoked token stays revoked after reactivation.
-    assert (await client.get(f"/api/v1/users/{member.id}", headers=member.headers)).status_code == 401
+    assert (
+        await client.get(f"/api/v1/users/{member.id}", headers=member.headers)
+    ).status_code == 401
     actions = [e["action"] for e in await _audit(client, owner, target=member.id)]
     assert actions[:2] == ["user.activated", "user.deactivated"]
 
@@ -272,7 +287,9 @@ async def test_delete_removes_the_user_and_keeps_audit_snapshots(
     response = await client.delete(f"/api/v1/users/{user.id}", headers=owner.headers)
     assert response.status_code == 204
     assert (await client.get(f"/api/v1/users/{user.id}", headers=owner.headers)).status_code == 404
-    assert (await client.delete(f"/api/v1/users/{user.id}", headers=owner.headers)).status_code == 404
+    assert (
+        await client.delete(f"/api/v1/users/{user.id}", headers=owner.headers)
+    ).status_code == 404
     assert (await client.get("/api/v1/users", headers=user.headers)).status_code == 401
     entries = await _audit(client, owner, target=user.id)
     assert entries[0]["action"] == "user.deleted"
@@ -288,7 +305,9 @@ async def test_users_created_by_a_deleted_user_survive(
     manager = await directory.account("mona", roles=["user-manager"])
     made = await directory.create("made", as_=manager)
     assert made["created_by"] == manager.id
-    assert (await client.delete(f"/api/v1/users/{manager.id}", headers=owner.headers)).status_code == 204
+    assert (
+        await client.delete(f"/api/v1/users/{manager.id}", headers=owner.headers)
+    ).status_code == 204
     survivor = await client.get(f"/api/v1/users/{made['id']}", headers=owner.headers)
     assert survivor.status_code == 200
     assert survivor.json()["created_by"] is None
@@ -309,8 +328,12 @@ async def test_unknown_user_is_404_problem(client: httpx.AsyncClient, owner: Acc
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic b2xpdmU6eA=="},
-     {"Authorization": "Bearer "}],
+    [
+        {},
+        {"Authorization": "Bearer nope"},
+        {"Authorization": "Basic b2xpdmU6eA=="},
+        {"Authorization": "Bearer "},
+    ],
 )
 async def test_requests_without_a_valid_token_are_401(
     client: httpx.AsyncClient, owner: Account, headers: dict[str, str]
@@ -325,14 +348,17 @@ async def test_a_user_without_users_read_sees_only_themselves(
     client: httpx.AsyncClient, directory: Directory, owner: Account
 ) -> None:
     member = await directory.account("mel", roles=["user"])
-    assert (await client.get(f"/api/v1/users/{member.id}", headers=member.headers)).status_code == 200
+    assert (
+        await client.get(f"/api/v1/users/{member.id}", headers=member.headers)
+    ).status_code == 200
     other = await client.get(f"/api/v1/users/{owner.id}", headers=member.headers)
     assert other.status_code == 404
     listing = await client.get("/api/v1/users", headers=member.headers)
     assert listing.status_code == 403
     assert listing.json()["permission"] == "users.read"
     created = await client.post(
-        "/api/v1/users", json={"name": "X", "username": "xx", "email": "x@example.com"},
+        "/api/v1/users",
+        json={"name": "X", "username": "xx", "email": "x@example.com"},
         headers=member.headers,
     )
     assert created.status_code == 403

@@ -91,8 +91,10 @@ async def seed(database: Database, specs: list[Spec]) -> dict[str, str]:
 async def internal_ids(database: Database) -> dict[str, int]:
     """public id -> row id: the tiebreak of every sort, which the API does not show."""
     async with database.reader() as session:
-        return {public_id: row_id for public_id, row_id in
-                await session.execute(select(User.public_id, User.id))}
+        return {
+            public_id: row_id
+            for public_id, row_id in await session.execute(select(User.public_id, User.id))
+        }
 
 
 async def get_page(client: httpx.AsyncClient, account: Account, **params: Any) -> dict[str, Any]:
@@ -130,9 +132,7 @@ def sort_value(user: dict[str, Any], sort_field: str) -> Any:
     return value
 
 
-def expected_order(
-    users: list[dict[str, Any]], sort: str, row_ids: dict[str, int]
-) -> list[str]:
+def expected_order(users: list[dict[str, Any]], sort: str, row_ids: dict[str, int]) -> list[str]:
     """Public ids in the order `sort` must give: by value, ties by row id in the same
     direction; by last_login_at, those who never signed in come first ascending, last
     descending."""
@@ -150,11 +150,15 @@ def matches(user: dict[str, Any], q: str) -> bool:
 
 
 def select_users(
-    users: list[dict[str, Any]], *, status: str | None = None, q: str | None = None,
+    users: list[dict[str, Any]],
+    *,
+    status: str | None = None,
+    q: str | None = None,
     role: str | None = None,
 ) -> list[dict[str, Any]]:
     return [
-        u for u in users
+        u
+        for u in users
         if (status is None or u["status"] == status)
         and (not q or matches(u, q))
         and (role is None or role in u["roles"])
@@ -169,8 +173,12 @@ def tab_counts(users: list[dict[str, Any]]) -> dict[str, int]:
 
 
 async def walk(
-    client: httpx.AsyncClient, account: Account, limits: Iterator[int], *,
-    start: str | None = None, **params: Any,
+    client: httpx.AsyncClient,
+    account: Account,
+    limits: Iterator[int],
+    *,
+    start: str | None = None,
+    **params: Any,
 ) -> tuple[list[dict[str, Any]], list[dict[str, int]]]:
     """Follow next_cursor (from `start`, or the first page) to the end; every page's items
     and counts."""
@@ -237,8 +245,14 @@ POPULATION = [
     Spec("Hans Straße", "hans", "hans@example.org", status="active", last_login=timedelta(days=3)),
     Spec("100%_done", "pct", "pct@example.net", roles=["guest"]),
     Spec("Back\\Slash", "bslash", "bs@example.net", status="deactivated"),
-    Spec("Mariana Middleton", "mariana", "mm@example.com", roles=["user-manager", "user"],
-         status="active", last_login=timedelta(days=1)),
+    Spec(
+        "Mariana Middleton",
+        "mariana",
+        "mm@example.com",
+        roles=["user-manager", "user"],
+        status="active",
+        last_login=timedelta(days=1),
+    ),
     Spec("Uma Under", "under_score", "uma@example.com", roles=["guest"]),
     Spec("Sid One", "sid", "someone@middomain.io"),
     Spec("Sam Lee", "sam1", status="active", last_login=timedelta(days=5)),
@@ -246,16 +260,23 @@ POPULATION = [
     Spec("sam lee", "sam3", status="deactivated", last_login=timedelta(days=5)),
     Spec("SAM LEE", "sam4", status="active", last_login=timedelta(days=5)),
     Spec("Sam Lee", "sam5", roles=["admin"]),
-    Spec("Émile Zola", "emile", "EMILE@example.com", status="active",
-         last_login=timedelta(hours=7)),
+    Spec(
+        "Émile Zola", "emile", "EMILE@example.com", status="active", last_login=timedelta(hours=7)
+    ),
     Spec("Ångström", "Angstrom", "a@example.com"),
     Spec("alice", "alice", "Alice.Archer@example.com", roles=["guest", "user"]),
     Spec("Alice Archer", "Archer", "archer@example.com", status="deactivated"),
-    Spec("ALICE ARCHER", "aarcher", "aa@example.com", status="active",
-         last_login=timedelta(minutes=3)),
+    Spec(
+        "ALICE ARCHER",
+        "aarcher",
+        "aa@example.com",
+        status="active",
+        last_login=timedelta(minutes=3),
+    ),
     Spec("Bob", "Bob", "bob@example.com"),
-    Spec("bobby tables", "bobby", "BOBBY@example.org", status="active",
-         last_login=timedelta(days=2)),
+    Spec(
+        "bobby tables", "bobby", "BOBBY@example.org", status="active", last_login=timedelta(days=2)
+    ),
     Spec("Build Bot", "builder", roles=["bot"], bot=True, status="active"),
     Spec("Deploy Bot", "deployer", roles=["bot", "guest"], bot=True, status="deactivated"),
     Spec("Zed", "zed", "zed@example.net", status="deactivated"),
@@ -368,13 +389,21 @@ async def test_search_follows_renames_and_deletions(
     user = await directory.create("wanda", name="Wanda Maximoff", email="wanda@example.com")
     await directory.create("vision", name="Vision", email="vis@example.com")
     response = await client.patch(
-        f"{URL}/{user['id']}", json={"name": "Scarlet Witch", "email": "sw@example.net"},
+        f"{URL}/{user['id']}",
+        json={"name": "Scarlet Witch", "email": "sw@example.net"},
         headers=owner.headers,
     )
     assert response.status_code == 200, response.text
-    for q, expected in [("maximoff", set()), ("ma", set()), ("SCARLET", {"wanda"}),
-                        ("t w", {"wanda"}), ("sw@", {"wanda"}), ("wanda@", set()),
-                        ("wanda", {"wanda"}), ("vision", {"vision"})]:
+    for q, expected in [
+        ("maximoff", set()),
+        ("ma", set()),
+        ("SCARLET", {"wanda"}),
+        ("t w", {"wanda"}),
+        ("sw@", {"wanda"}),
+        ("wanda@", set()),
+        ("wanda", {"wanda"}),
+        ("vision", {"vision"}),
+    ]:
         found = (await get_page(client, owner, q=q))["items"]
         assert {u["username"] for u in found} == expected, q
     assert (await client.delete(f"{URL}/{user['id']}", headers=owner.headers)).status_code == 204
@@ -456,20 +485,28 @@ async def test_every_sort_orders_like_python_with_ties_by_id_and_never_as_oldest
 
     # The data really has the ties and NULLs this test is about.
     by_name = [u["username"] for u in default["items"]]
-    assert by_name[by_name.index("sam1"):by_name.index("sam1") + 5] == [
-        "sam1", "sam2", "sam3", "sam4", "sam5"
+    assert by_name[by_name.index("sam1") : by_name.index("sam1") + 5] == [
+        "sam1",
+        "sam2",
+        "sam3",
+        "sam4",
+        "sam5",
     ]
-    by_login = [u["username"] for u in (await get_page(client, owner, sort="-last_login_at",
-                                                          limit=500))["items"]]
+    by_login = [
+        u["username"]
+        for u in (await get_page(client, owner, sort="-last_login_at", limit=500))["items"]
+    ]
     assert by_login[:4] == ["quip", "sam4", "sam3", "sam1"]
     assert by_login[-1] == "olive"  # never signed in: last, ties by id descending
     oldest_first = (await get_page(client, owner, sort="last_login_at", limit=500))["items"]
     assert oldest_first[0]["username"] == "olive"  # never signed in: first, ties by id
     signed_in = [u["username"] for u in oldest_first if u["last_login_at"]]
     assert signed_in[:3] == ["aarcher", "emile", "mariana"] and signed_in[-1] == "quip"
-    assert [u["username"] for u in oldest_first][-len(signed_in):] == signed_in
-    created = [u["username"] for u in (await get_page(client, owner, sort="created_at",
-                                                         limit=500))["items"]]
+    assert [u["username"] for u in oldest_first][-len(signed_in) :] == signed_in
+    created = [
+        u["username"]
+        for u in (await get_page(client, owner, sort="created_at", limit=500))["items"]
+    ]
     assert created[:3] == ["pct", "sam2", "Bob"]
 
 
@@ -492,7 +529,8 @@ async def test_time_sorts_page_exactly_whatever_the_database_time_zone(
         for i, username in enumerate(sorted(ids)):
             at = autumn + timedelta(minutes=15 * ((i * 5) % 12))
             await session.execute(
-                update(User).where(User.public_id == ids[username])
+                update(User)
+                .where(User.public_id == ids[username])
                 .values(created_at=at, last_login_at=at, last_login_key=at)
             )
     row_ids = await internal_ids(database)
@@ -535,7 +573,8 @@ async def test_walking_the_cursor_yields_the_full_ordered_list(
             limits = iter(lambda: rng.randint(2, 10), None)
             items, counts = await walk(client, owner, limits, sort=sort, **params)
             assert [u["id"] for u in items] == expected_order(selected, sort, row_ids), (
-                sort, params
+                sort,
+                params,
             )
             assert all(c == expected_counts for c in counts), (sort, params)
 
@@ -560,8 +599,9 @@ async def test_walk_survives_inserts_and_deletes_between_pages(
 ) -> None:
     await populate(database)
     row_ids = await internal_ids(database)
-    for round_, sort in enumerate(("name", "-name", "-last_login_at", "last_login_at",
-                                   "created_at", "-status")):
+    for round_, sort in enumerate(
+        ("name", "-name", "-last_login_at", "last_login_at", "created_at", "-status")
+    ):
         first = await get_page(client, owner, sort=sort, limit=8)
         seen = first["items"]
         boundary = seen[-1]
@@ -574,18 +614,22 @@ async def test_walk_survives_inserts_and_deletes_between_pages(
         for user_id in doomed:
             response = await client.delete(f"{URL}/{user_id}", headers=owner.headers)
             assert response.status_code == 204, response.text
-        for username, name in ((f"aaa.new{round_}", "Aaa New"), (f"zzz.new{round_}", "Zzz New"),
-                               (f"mid.new{round_}", boundary["name"])):
+        for username, name in (
+            (f"aaa.new{round_}", "Aaa New"),
+            (f"zzz.new{round_}", "Zzz New"),
+            (f"mid.new{round_}", boundary["name"]),
+        ):
             await directory.create(username, name=name)
 
-        rest, _ = await walk(client, owner, itertools.repeat(4), sort=sort,
-                             start=first["next_cursor"])
+        rest, _ = await walk(
+            client, owner, itertools.repeat(4), sort=sort, start=first["next_cursor"]
+        )
         row_ids |= await internal_ids(database)
         remaining = await everyone(client, owner)
         # The deleted boundary row keeps its place in the order: exactly the remaining rows
         # after it follow, in order, and nothing seen before comes again.
         ranked = expected_order(remaining + [boundary], sort, row_ids)
-        after = ranked[ranked.index(boundary["id"]) + 1:]
+        after = ranked[ranked.index(boundary["id"]) + 1 :]
         assert [u["id"] for u in rest] == after, sort
         assert not {u["id"] for u in rest} & {u["id"] for u in seen}, sort
         assert not doomed & {u["id"] for u in rest}, sort
@@ -708,8 +752,13 @@ async def test_a_page_costs_the_same_few_queries_whatever_its_size(
 ) -> None:
     roles = ["user", "guest", "user-manager", "admin"]
     specs = [
-        Spec(f"Person {i:03d}", f"user{i:03d}", roles=[roles[i % 4], roles[(i + 1) % 4], "guest"],
-             bot=i % 10 == 0, status="active" if i % 10 == 0 else "pending")
+        Spec(
+            f"Person {i:03d}",
+            f"user{i:03d}",
+            roles=[roles[i % 4], roles[(i + 1) % 4], "guest"],
+            bot=i % 10 == 0,
+            status="active" if i % 10 == 0 else "pending",
+        )
         for i in range(130)
     ]
     ids = await seed(database, specs)
@@ -719,7 +768,8 @@ async def test_a_page_costs_the_same_few_queries_whatever_its_size(
         creators = [row_ids[ids[f"user{i:03d}"]] for i in range(1, 6)]
         for i, username in enumerate(ids):
             await session.execute(
-                update(User).where(User.public_id == ids[username])
+                update(User)
+                .where(User.public_id == ids[username])
                 .values(created_by_id=creators[i % 5] if i >= 5 else row_ids[owner.id])
             )
     await get_page(client, owner)  # the token's first use is written once; not a page cost
@@ -740,8 +790,11 @@ async def test_a_page_costs_the_same_few_queries_whatever_its_size(
             with statements(database) as seen:
                 page = await get_page(client, owner, **params, limit=limit)
             assert len(page["items"]) == limit and page["next_cursor"], params
-            assert all(u["created_by"] and len(u["roles"]) >= 2 for u in page["items"]
-                       if u["username"] != "olive")
+            assert all(
+                u["created_by"] and len(u["roles"]) >= 2
+                for u in page["items"]
+                if u["username"] != "olive"
+            )
             with statements(database) as seen_next:
                 await get_page(client, owner, **params, limit=limit, cursor=first["next_cursor"])
             costs[limit] = (len(seen), len(seen_next))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -36,7 +36,7 @@ from userdesk.errors import (
     Unauthenticated,
 )
 from userdesk.http.problems import field_errors_from_pydantic
-from userdesk.models import UserStatus
+from userdesk.models import UserStatus, UserType
 from userdesk.queries import tokens as token_queries
 from userdesk.queries import users as user_queries
 from userdesk.queries import workspace as workspace_queries
@@ -122,11 +122,14 @@ def run(work: Callable[[Database], Awaitable[T]], *, migrate: bool = True) -> T:
         fail("; ".join(f"{e.field}: {e.message}" for e in errors), 3)
     except (OperationalError, DBAPIError, OSError) as exc:
         first_line = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        fail(f"database {shown_url(settings.database_url)} is not usable: {first_line}", EXIT_UNUSABLE)
+        fail(
+            f"database {shown_url(settings.database_url)} is not usable: {first_line}",
+            EXIT_UNUSABLE,
+        )
 
 
-def print_json(model: BaseModel | list[BaseModel]) -> None:
-    if isinstance(model, list):
+def print_json(model: BaseModel | Sequence[BaseModel]) -> None:
+    if not isinstance(model, BaseModel):
         data: Any = [m.model_dump(mode="json") for m in model]
     else:
         data = model.model_dump(mode="json")
@@ -184,7 +187,8 @@ def serve(
             "\n  First start: created the owner account (this password is shown only once)\n"
             f"    username: {owner.username}\n    email:    {owner.email}\n"
             f"    password: {password}\n"
-            f"  Make an API token:  userdesk tokens create --user {owner.username} --name admin\n",
+            f"  Make an API token:  {sys.argv[0]} tokens create --user {owner.username} "
+            "--name admin\n",
             markup=False,
         )
     bind_host = host or settings.host
@@ -267,8 +271,13 @@ def tokens_list(
     table = Table("id", "name", "starts with", "created", "expires", "last used", "revoked")
     for t in tokens:
         table.add_row(
-            t.id, t.name, t.hint, _when(t.created_at), _when(t.expires_at),
-            _when(t.last_used_at), _when(t.revoked_at),
+            t.id,
+            t.name,
+            t.hint,
+            _when(t.created_at),
+            _when(t.expires_at),
+            _when(t.last_used_at),
+            _when(t.revoked_at),
         )
     out.print(table)
 
@@ -317,8 +326,14 @@ def users_list(
     async def work(database: Database) -> UserListView:
         async with database.reader() as session:
             page = await user_queries.list_users(
-                session, viewer=OPERATOR, status=status, q=q, role=role, sort=sort,
-                limit=limit, cursor=cursor,
+                session,
+                viewer=OPERATOR,
+                status=status,
+                q=q,
+                role=role,
+                sort=sort,
+                limit=limit,
+                cursor=cursor,
             )
             return UserListView(
                 items=[UserView.of(u) for u in page.items],
@@ -333,7 +348,12 @@ def users_list(
     table = Table("id", "name", "username", "email", "roles", "status", "last login")
     for v in page.items:
         table.add_row(
-            v.id, v.name, v.username, v.email, ", ".join(v.roles), v.status,
+            v.id,
+            v.name,
+            v.username,
+            v.email,
+            ", ".join(v.roles),
+            v.status,
             _when(v.last_login_at),
         )
     out.print(table)
@@ -378,9 +398,15 @@ def users_create(
 
     async def work(database: Database) -> UserView:
         data = UserCreate(
-            username=username, email=email, name=name, roles=role or None,
-            type="bot" if bot else "human", email_verified=verified, password=password,
-            require_password_change=require_password_change, send_welcome_email=welcome_email,
+            username=username,
+            email=email,
+            name=name,
+            roles=role or None,
+            type=UserType.BOT if bot else UserType.HUMAN,
+            email_verified=verified,
+            password=password,
+            require_password_change=require_password_change,
+            send_welcome_email=welcome_email,
         )
         async with database.transaction() as session:
             return UserView.of(await user_actions.create_user(session, actor=OPERATOR, data=data))
@@ -389,9 +415,7 @@ def users_create(
     out.print(f"created {user.username} ({user.id}), status {user.status}", markup=False)
 
 
-def _lifecycle(
-    who: str, action: Callable[..., Awaitable[Any]], verb: str
-) -> None:
+def _lifecycle(who: str, action: Callable[..., Awaitable[Any]], verb: str) -> None:
     async def work(database: Database) -> None:
         user_id = await _user_id(database, who)
         async with database.transaction() as session:

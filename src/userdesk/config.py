@@ -23,7 +23,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest request body accepted; larger ones get 413."
     )
-    database_pool_size: int = Field(10, ge=1, description="Connections kept per process (PostgreSQL).")
+    database_pool_size: int = Field(
+        10, ge=1, description="Connections kept per process (PostgreSQL)."
+    )
     bootstrap_owner_username: str = Field(
         "admin", description="Username of the owner `serve` creates on an empty database."
     )

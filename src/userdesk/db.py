@@ -11,7 +11,12 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from userdesk.config import async_database_url, sqlite_path
 from userdesk.services import Services
@@ -85,6 +90,13 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def dialect_of(session: AsyncSession) -> str:
+    """ "postgresql" or "sqlite": for the few queries that differ by database."""
+    bind = session.bind
+    assert bind is not None, "sessions are always made bound to the engine"
+    return bind.dialect.name
 
 
 def _upgrade(connection: Connection) -> None:

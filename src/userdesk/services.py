@@ -24,7 +24,9 @@ class Services:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
-        return cls(clock=SystemClock(), randomness=SystemRandomness(), passwords=Passwords(settings))
+        return cls(
+            clock=SystemClock(), randomness=SystemRandomness(), passwords=Passwords(settings)
+        )
 
 
 def services_of(session: AsyncSession) -> Services:

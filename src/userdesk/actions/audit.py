@@ -37,7 +37,9 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     for key, new in after.items():
         old = before.get(key)
         if old != new:
-            changes[key] = {"changed": True} if key in SECRET_FIELDS else {"before": old, "after": new}
+            changes[key] = (
+                {"changed": True} if key in SECRET_FIELDS else {"before": old, "after": new}
+            )
     return changes
 
 
@@ -51,7 +53,9 @@ async def record(
     target_name: str | None,
     changes: dict[str, Any] | None = None,
 ) -> None:
-    clean = {k: ({"changed": True} if k in SECRET_FIELDS else v) for k, v in (changes or {}).items()}
+    clean = {
+        k: ({"changed": True} if k in SECRET_FIELDS else v) for k, v in (changes or {}).items()
+    }
     session.add(
         AuditEntry(
             at=services_of(session).clock.now(),

@@ -36,7 +36,9 @@ def sort_key(value: str) -> str:
     """How names sort: case-folded with accents set aside, so Émile files beside Emma.
     Compared bytewise (COLLATE "C" on PostgreSQL), so both databases order alike."""
     decomposed = unicodedata.normalize("NFKD", fold(value))
-    return unicodedata.normalize("NFC", "".join(c for c in decomposed if not unicodedata.combining(c)))
+    return unicodedata.normalize(
+        "NFC", "".join(c for c in decomposed if not unicodedata.combining(c))
+    )
 
 
 def _no_control_characters(value: str, *, allow_newlines: bool = False) -> str:
@@ -77,8 +79,9 @@ def _check_email(value: str) -> str:
     try:
         return validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise PydanticCustomError("email_syntax", "is not a valid email address: {reason}",
-                                  {"reason": str(exc)}) from None
+        raise PydanticCustomError(
+            "email_syntax", "is not a valid email address: {reason}", {"reason": str(exc)}
+        ) from None
 
 
 @cache
@@ -121,8 +124,10 @@ def _check_password(value: str) -> str:
 
 
 def _check_role_name(value: str) -> str:
-    if not 2 <= len(value) <= ROLE_NAME_MAX or not value[0].isalpha() or any(
-        not (c.isascii() and (c.isalnum() or c in "-_")) or c.isupper() for c in value
+    if (
+        not 2 <= len(value) <= ROLE_NAME_MAX
+        or not value[0].isalpha()
+        or any(not (c.isascii() and (c.isalnum() or c in "-_")) or c.isupper() for c in value)
     ):
         raise PydanticCustomError(
             "role_name_format",
@@ -219,8 +224,15 @@ class UserUpdate(ProfileFields):
     password: Password | None = None
     require_password_change: bool | None = None
 
-    @field_validator("name", "username", "email", "email_verified", "password",
-                     "require_password_change", mode="before")
+    @field_validator(
+        "name",
+        "username",
+        "email",
+        "email_verified",
+        "password",
+        "require_password_change",
+        mode="before",
+    )
     @classmethod
     def _required_stay_set(cls, value: Any) -> Any:
         return _not_null(value)

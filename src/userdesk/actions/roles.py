@@ -44,21 +44,28 @@ async def create_role(session: AsyncSession, *, actor: Actor, data: RoleCreate) 
         raise Duplicate(f"a role named {data.name} already exists", field="name")
     now = services_of(session).clock.now()
     role = Role(
-        name=data.name, description=data.description, permissions=permissions, built_in=False,
-        created_at=now, updated_at=now,
+        name=data.name,
+        description=data.description,
+        permissions=permissions,
+        built_in=False,
+        created_at=now,
+        updated_at=now,
     )
     session.add(role)
     await flush_unique(session)
     await record(
-        session, actor=actor, event=AuditEvent.ROLE_CREATED, target_type="role",
-        target_id=role.name, target_name=role.name, changes=diff({}, _fields(role)),
+        session,
+        actor=actor,
+        event=AuditEvent.ROLE_CREATED,
+        target_type="role",
+        target_id=role.name,
+        target_name=role.name,
+        changes=diff({}, _fields(role)),
     )
     return role
 
 
-async def update_role(
-    session: AsyncSession, *, actor: Actor, name: str, data: RoleUpdate
-) -> Role:
+async def update_role(session: AsyncSession, *, actor: Actor, name: str, data: RoleUpdate) -> Role:
     actor.require(Permission.ROLES_MANAGE)
     role = await _lock_role(session, name)
     if role.built_in:
@@ -81,8 +88,13 @@ async def update_role(
         role.updated_at = services_of(session).clock.now()
         await flush_unique(session)
         await record(
-            session, actor=actor, event=AuditEvent.ROLE_UPDATED, target_type="role",
-            target_id=role.name, target_name=role.name, changes=changes,
+            session,
+            actor=actor,
+            event=AuditEvent.ROLE_UPDATED,
+            target_type="role",
+            target_id=role.name,
+            target_name=role.name,
+            changes=changes,
         )
     return role
 
@@ -104,7 +116,11 @@ async def delete_role(session: AsyncSession, *, actor: Actor, name: str) -> None
     await session.delete(role)
     await session.flush()
     await record(
-        session, actor=actor, event=AuditEvent.ROLE_DELETED, target_type="role",
-        target_id=role.name, target_name=role.name,
+        session,
+        actor=actor,
+        event=AuditEvent.ROLE_DELETED,
+        target_type="role",
+        target_id=role.name,
+        target_name=role.name,
         changes={k: {"before": v, "after": None} for k, v in _fields(role).items()},
     )

@@ -40,7 +40,12 @@ async def update_settings(
     if changes:
         await session.flush()
         await record(
-            session, actor=actor, event=AuditEvent.SETTINGS_UPDATED, target_type="workspace",
-            target_id=None, target_name=workspace.name, changes=changes,
+            session,
+            actor=actor,
+            event=AuditEvent.SETTINGS_UPDATED,
+            target_type="workspace",
+            target_id=None,
+            target_name=workspace.name,
+            changes=changes,
         )
     return workspace

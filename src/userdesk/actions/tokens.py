@@ -65,8 +65,12 @@ async def create_token(
     session.add(token)
     await session.flush()
     await record(
-        session, actor=actor, event=AuditEvent.TOKEN_CREATED, target_type="user",
-        target_id=user.public_id, target_name=user.username,
+        session,
+        actor=actor,
+        event=AuditEvent.TOKEN_CREATED,
+        target_type="user",
+        target_id=user.public_id,
+        target_name=user.username,
         changes={"token": {"changed": True}, "token_name": {"before": None, "after": name}},
     )
     return token, secret
@@ -87,8 +91,12 @@ async def revoke_token(session: AsyncSession, *, actor: Actor, token_id: str) ->
     if token.revoked_at is None:
         token.revoked_at = services_of(session).clock.now()
         await record(
-            session, actor=actor, event=AuditEvent.TOKEN_REVOKED, target_type="user",
-            target_id=user.public_id, target_name=user.username,
+            session,
+            actor=actor,
+            event=AuditEvent.TOKEN_REVOKED,
+            target_type="user",
+            target_id=user.public_id,
+            target_name=user.username,
             changes={"token_name": {"before": token.name, "after": None}},
         )
     return token

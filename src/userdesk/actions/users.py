@@ -29,9 +29,22 @@ from userdesk.services import services_of
 
 # What the audit log shows of a user (never the password hash).
 AUDITED_FIELDS = (
-    "username", "email", "email_verified", "name", "given_name", "family_name", "nickname",
-    "bio", "status_message", "voip_extension", "timezone", "avatar_kind", "avatar_url", "type",
-    "status", "require_password_change",
+    "username",
+    "email",
+    "email_verified",
+    "name",
+    "given_name",
+    "family_name",
+    "nickname",
+    "bio",
+    "status_message",
+    "voip_extension",
+    "timezone",
+    "avatar_kind",
+    "avatar_url",
+    "type",
+    "status",
+    "require_password_change",
 )
 CREDENTIAL_FIELDS = frozenset({"password", "require_password_change"})
 
@@ -134,7 +147,7 @@ async def _create(
         created_by=await session.get(User, actor.user_id) if actor.user_id else None,
         roles=roles,
     )
-    profile = data.model_dump(include=SELF_SERVICE_FIELDS | {"username", "email"})
+    profile = data.model_dump(include=set(SELF_SERVICE_FIELDS) | {"username", "email"})
     _set_profile(user, profile)
     await _ensure_unique(session, user, {"username", "email", "voip_extension"}, exclude_id=None)
     session.add(user)
@@ -154,8 +167,13 @@ async def _create(
             context={"user_id": user.public_id, "name": user.name, "username": user.username},
         )
     await record(
-        session, actor=actor, event=AuditEvent.USER_CREATED, target_type="user",
-        target_id=user.public_id, target_name=user.username, changes=changes,
+        session,
+        actor=actor,
+        event=AuditEvent.USER_CREATED,
+        target_type="user",
+        target_id=user.public_id,
+        target_name=user.username,
+        changes=changes,
     )
     return user
 
@@ -207,8 +225,13 @@ async def update_user(
     user.updated_at = services_of(session).clock.now()
     await flush_unique(session)
     await record(
-        session, actor=actor, event=AuditEvent.USER_UPDATED, target_type="user",
-        target_id=user.public_id, target_name=user.username, changes=changes,
+        session,
+        actor=actor,
+        event=AuditEvent.USER_UPDATED,
+        target_type="user",
+        target_id=user.public_id,
+        target_name=user.username,
+        changes=changes,
     )
     return user
 
@@ -237,15 +260,18 @@ async def set_avatar_image(
     changes = diff(before, snapshot(user))
     changes["avatar_image"] = {"before": None, "after": stored.digest}
     await record(
-        session, actor=actor, event=AuditEvent.USER_UPDATED, target_type="user",
-        target_id=user.public_id, target_name=user.username, changes=changes,
+        session,
+        actor=actor,
+        event=AuditEvent.USER_UPDATED,
+        target_type="user",
+        target_id=user.public_id,
+        target_name=user.username,
+        changes=changes,
     )
     return user
 
 
-async def set_roles(
-    session: AsyncSession, *, actor: Actor, user_id: str, roles: list[str]
-) -> User:
+async def set_roles(session: AsyncSession, *, actor: Actor, user_id: str, roles: list[str]) -> User:
     """Replace a user's roles. Make Admin and Remove Admin are this action."""
     actor.require(Permission.ROLES_ASSIGN)
     user = await lock_user(session, user_id)
@@ -266,8 +292,12 @@ async def set_roles(
     user.updated_at = services_of(session).clock.now()
     await session.flush()
     await record(
-        session, actor=actor, event=AuditEvent.USER_ROLES_CHANGED, target_type="user",
-        target_id=user.public_id, target_name=user.username,
+        session,
+        actor=actor,
+        event=AuditEvent.USER_ROLES_CHANGED,
+        target_type="user",
+        target_id=user.public_id,
+        target_name=user.username,
         changes={"roles": {"before": before, "after": sorted(new_names)}},
     )
     return user
@@ -294,8 +324,12 @@ async def deactivate_user(session: AsyncSession, *, actor: Actor, user_id: str) 
         .values(revoked_at=now)
     )
     await record(
-        session, actor=actor, event=AuditEvent.USER_DEACTIVATED, target_type="user",
-        target_id=user.public_id, target_name=user.username,
+        session,
+        actor=actor,
+        event=AuditEvent.USER_DEACTIVATED,
+        target_type="user",
+        target_id=user.public_id,
+        target_name=user.username,
         changes={"status": {"before": before.value, "after": user.status.value}},
     )
     return user
@@ -321,8 +355,12 @@ async def activate_user(session: AsyncSession, *, actor: Actor, user_id: str) ->
     user.updated_at = services_of(session).clock.now()
     await seats.move(session, user.type, UserStatus.DEACTIVATED, user.status)
     await record(
-        session, actor=actor, event=AuditEvent.USER_ACTIVATED, target_type="user",
-        target_id=user.public_id, target_name=user.username,
+        session,
+        actor=actor,
+        event=AuditEvent.USER_ACTIVATED,
+        target_type="user",
+        target_id=user.public_id,
+        target_name=user.username,
         changes={"status": {"before": UserStatus.DEACTIVATED.value, "after": returning.value}},
     )
     return user
@@ -343,7 +381,11 @@ async def delete_user(session: AsyncSession, *, actor: Actor, user_id: str) -> N
     await session.delete(user)
     await session.flush()
     await record(
-        session, actor=actor, event=AuditEvent.USER_DELETED, target_type="user",
-        target_id=user.public_id, target_name=user.username,
+        session,
+        actor=actor,
+        event=AuditEvent.USER_DELETED,
+        target_type="user",
+        target_id=user.public_id,
+        target_name=user.username,
         changes={k: {"before": v, "after": None} for k, v in final.items()},
     )

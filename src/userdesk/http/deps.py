@@ -33,7 +33,9 @@ async def current_actor(request: Request, database: DatabaseDep) -> Actor:
             user_agent=request.headers.get("user-agent"),
         )
     if found is None:
-        raise Unauthenticated("the token is unknown, expired or revoked, or its user is deactivated")
+        raise Unauthenticated(
+            "the token is unknown, expired or revoked, or its user is deactivated"
+        )
     actor, api_token = found
     now = database.services.clock.now()
     if api_token.last_used_at is None or now - api_token.last_used_at >= LAST_USED_RESOLUTION:

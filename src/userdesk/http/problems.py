@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -81,7 +82,7 @@ def problem_responses() -> dict[int | str, dict[str, Any]]:
 
 
 def problem(
-    status: int, code: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+    status: int, code: str, detail: str, *, headers: Mapping[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
     body = {
         "type": f"urn:userdesk:problem:{code}",

@@ -125,9 +125,7 @@ class User(Base):
         BigId, ForeignKey("users.id", ondelete="SET NULL")
     )
 
-    roles: Mapped[list[Role]] = relationship(
-        secondary=user_roles, lazy="raise", order_by=Role.name
-    )
+    roles: Mapped[list[Role]] = relationship(secondary=user_roles, lazy="raise", order_by=Role.name)
     created_by: Mapped[User | None] = relationship(remote_side=[id], lazy="raise")
 
     @validates("last_login_at")

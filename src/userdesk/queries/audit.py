@@ -28,7 +28,9 @@ def _decode(cursor: str) -> int:
     try:
         value = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput.one("cursor", "invalid_cursor", "is not a cursor from this listing") from None
+        raise InvalidInput.one(
+            "cursor", "invalid_cursor", "is not a cursor from this listing"
+        ) from None
     return value
 
 

@@ -20,8 +20,10 @@ def matches(dialect: str, query: str) -> ColumnElement[bool]:
     if dialect == "postgresql":
         return User.search_text.contains(needle, autoescape=True)
     if len(needle) >= 3 and not any(c in needle for c in _LIKE_SPECIALS):
-        fts = select(text("rowid")).select_from(text("users_search")).where(
-            text("users_search.search_text LIKE :needle").bindparams(needle=f"%{needle}%")
+        fts = (
+            select(text("rowid"))
+            .select_from(text("users_search"))
+            .where(text("users_search.search_text LIKE :needle").bindparams(needle=f"%{needle}%"))
         )
         return User.id.in_(fts.scalar_subquery())
     return func.instr(User.search_text, needle) > 0

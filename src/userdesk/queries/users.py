@@ -31,6 +31,7 @@ from sqlalchemy.orm import InstrumentedAttribute, selectinload
 
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import fold
+from userdesk.db import dialect_of
 from userdesk.errors import InvalidInput, NotFound
 from userdesk.models import AvatarImage, Role, User, UserCount, UserStatus, user_roles
 from userdesk.queries.search import matches
@@ -145,7 +146,7 @@ async def _role_id(session: AsyncSession, role: str) -> int:
 def _filters(session: AsyncSession, q: str | None, role_id: int | None) -> list[Any]:
     conditions: list[Any] = []
     if q:
-        conditions.append(matches(session.bind.dialect.name, q))
+        conditions.append(matches(dialect_of(session), q))
     if role_id is not None:
         conditions.append(
             exists().where(user_roles.c.user_id == User.id, user_roles.c.role_id == role_id)
@@ -193,8 +194,8 @@ async def list_users(
     column = SORT_COLUMNS[field]
     ordering: list[Any] = [column, User.id]
     if q:
-        ordering = [_unindexed(c, session.bind.dialect.name) for c in ordering]
-    query: Select[tuple[User]] = (
+        ordering = [_unindexed(c, dialect_of(session)) for c in ordering]
+    query: Select[User] = (
         select(User)
         .where(visible_users(viewer), *conditions)
         .options(selectinload(User.roles), selectinload(User.created_by))

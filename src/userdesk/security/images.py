@@ -36,8 +36,14 @@ def normalise_avatar(raw: bytes) -> bytes:
                 image.load()
                 picture = ImageOps.exif_transpose(image)
                 picture = picture.convert("RGBA")
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning,
-            OSError, ValueError, SyntaxError) as exc:
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+        OSError,
+        ValueError,
+        SyntaxError,
+    ) as exc:
         raise InvalidInput.one(
             "image", "image_unreadable", "is not a readable PNG, JPEG, GIF or WebP picture"
         ) from exc

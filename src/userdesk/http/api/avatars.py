@@ -10,8 +10,8 @@ from fastapi.responses import RedirectResponse
 
 from userdesk.actions import users as user_actions
 from userdesk.actions.inputs import UserUpdate
-from userdesk.http.problems import problem_responses
 from userdesk.http.deps import ActorDep, DatabaseDep
+from userdesk.http.problems import problem_responses
 from userdesk.models import AvatarKind, User
 from userdesk.queries import users as user_queries
 from userdesk.views import UserView
@@ -54,13 +54,18 @@ async def get_avatar(
         etag = f'"{image.digest}"'
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers={**headers, "ETag": etag})
-        return Response(image.data, media_type=image.content_type, headers={**headers, "ETag": etag})
+        return Response(
+            image.data, media_type=image.content_type, headers={**headers, "ETag": etag}
+        )
     if user.avatar_kind is AvatarKind.URL and user.avatar_url:
         return RedirectResponse(user.avatar_url, status_code=302, headers=headers)
     return Response(
         initials_svg(user),
         media_type="image/svg+xml",
-        headers={**headers, "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"},
+        headers={
+            **headers,
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+        },
     )
 
 
@@ -70,8 +75,10 @@ async def get_avatar(
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {t: {"schema": {"type": "string", "format": "binary"}}
-                        for t in ("image/png", "image/jpeg", "image/gif", "image/webp")},
+            "content": {
+                t: {"schema": {"type": "string", "format": "binary"}}
+                for t in ("image/png", "image/jpeg", "image/gif", "image/webp")
+            },
         }
     },
 )

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Response
 
 from userdesk.actions import roles as role_actions
 from userdesk.actions.inputs import RoleCreate, RoleUpdate
-from userdesk.http.problems import problem_responses
 from userdesk.http.deps import ActorDep, DatabaseDep
+from userdesk.http.problems import problem_responses
 from userdesk.queries import roles as role_queries
 from userdesk.views import RoleListView, RoleView
 

@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict
 
 from userdesk.actions import users as user_actions
 from userdesk.actions.inputs import RoleList, UserCreate, UserUpdate
-from userdesk.http.problems import problem_responses
 from userdesk.http.deps import ActorDep, DatabaseDep
+from userdesk.http.problems import problem_responses
 from userdesk.models import UserStatus
 from userdesk.queries import users as user_queries
 from userdesk.views import UserCounts, UserListView, UserView
@@ -38,7 +38,13 @@ async def list_users(
     email, status, created_at or last_login_at, with '-' for descending."""
     async with database.reader() as session:
         page = await user_queries.list_users(
-            session, viewer=actor, status=status, q=q, role=role, sort=sort, limit=limit,
+            session,
+            viewer=actor,
+            status=status,
+            q=q,
+            role=role,
+            sort=sort,
+            limit=limit,
             cursor=cursor,
         )
         return UserListView(

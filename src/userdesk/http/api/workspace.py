@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query
 
 from userdesk.actions import settings as settings_actions
 from userdesk.actions.inputs import SettingsUpdate
-from userdesk.http.problems import problem_responses
 from userdesk.http.deps import ActorDep, DatabaseDep
+from userdesk.http.problems import problem_responses
 from userdesk.queries import audit as audit_queries
 from userdesk.queries import workspace as workspace_queries
 from userdesk.views import AuditEntryView, AuditListView, SeatsView, SettingsView
@@ -55,8 +55,15 @@ async def list_audit(
     `until` are ISO 8601 times with an offset."""
     async with database.reader() as session:
         page = await audit_queries.list_audit(
-            session, viewer=actor, actor=actor_id, target=target, action=action, since=since,
-            until=until, limit=limit, cursor=cursor,
+            session,
+            viewer=actor,
+            actor=actor_id,
+            target=target,
+            action=action,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
         )
         return AuditListView(
             items=[AuditEntryView.of(e) for e in page.items], next_cursor=page.next_cursor
