@@ -220,3 +220,7 @@ class Directory:
 @pytest.fixture
 async def directory(client: httpx.AsyncClient, database: Database, owner: Account) -> Directory:
     return Directory(client, database, owner)
+
+
+# Real processes (`userdesk serve`) for the CLI and fuzz tests.
+from tests.processes import start_server  # noqa: E402, F401

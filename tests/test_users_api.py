@@ -385,3 +385,15 @@ async def test_a_changed_email_is_unverified_unless_the_request_says_otherwise(
         path, json={"email": "eve@third.org", "email_verified": True}, headers=owner.headers
     )
     assert vouched.json()["email_verified"] is True
+
+
+async def test_a_body_that_is_not_utf8_is_422_naming_the_body(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    response = await client.post(
+        "/api/v1/users",
+        content=b"\xff\xfe{",
+        headers={**owner.headers, "content-type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "body"

@@ -142,6 +142,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's answer to a body it cannot even decode (bytes that are not UTF-8).
+            return domain_problem(
+                InvalidInput.one("body", "body_unreadable", "is not UTF-8 encoded JSON")
+            )
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return problem(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
