@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 
 from userdesk.actions import settings as settings_actions
 from userdesk.actions import tokens as token_actions
@@ -33,9 +33,7 @@ from userdesk.errors import (
     InvalidInput,
     NotFound,
     PermissionDenied,
-    Unauthenticated,
 )
-from userdesk.http.problems import field_errors_from_pydantic
 from userdesk.models import UserStatus, UserType
 from userdesk.queries import tokens as token_queries
 from userdesk.queries import users as user_queries
@@ -61,7 +59,6 @@ EXIT_CODES: tuple[tuple[type[DomainError], int], ...] = (
     (InvalidInput, 3),
     (NotFound, 4),
     (PermissionDenied, 5),
-    (Unauthenticated, 5),
     (Conflict, 6),
 )
 # Click uses 2 for usage errors; configuration and database trouble get their own code.
@@ -118,14 +115,18 @@ def run(work: Callable[[Database], Awaitable[T]], *, migrate: bool = True) -> T:
     except DomainError as exc:
         fail(exc.message, next((c for cls, c in EXIT_CODES if isinstance(exc, cls)), 1))
     except ValidationError as exc:
-        errors = field_errors_from_pydantic(exc.errors(), drop_location=False)
-        fail("; ".join(f"{e.field}: {e.message}" for e in errors), 3)
-    except (OperationalError, DBAPIError, OSError) as exc:
-        first_line = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        fail(InvalidInput.from_pydantic(exc.errors(), drop_location=False).message, 3)
+    except (OperationalError, InterfaceError, OSError) as exc:
         fail(
-            f"database {shown_url(settings.database_url)} is not usable: {first_line}",
+            f"database {shown_url(settings.database_url)} is not usable: {_first_line(exc)}",
             EXIT_UNUSABLE,
         )
+    except DBAPIError as exc:
+        fail(f"the database refused the change: {_first_line(exc)}", 1)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
 
 
 def print_json(model: BaseModel | Sequence[BaseModel]) -> None:
@@ -167,18 +168,16 @@ def serve(
     settings = load_settings()
 
     async def prepare(database: Database) -> tuple[UserView, str] | None:
+        password = database.services.randomness.password()
+        data = UserCreate(
+            name="Administrator",
+            username=settings.bootstrap_owner_username,
+            email=settings.bootstrap_owner_email,
+            password=password,
+        )
         async with database.transaction() as session:
-            if await user_queries.owner_exists(session):
-                return None
-            password = database.services.randomness.password()
-            data = UserCreate(
-                name="Administrator",
-                username=settings.bootstrap_owner_username,
-                email=settings.bootstrap_owner_email,
-                password=password,
-            )
-            owner = await user_actions.bootstrap_owner(session, actor=OPERATOR, data=data)
-            return UserView.of(owner), password
+            owner = await user_actions.create_first_owner(session, actor=OPERATOR, data=data)
+            return (UserView.of(owner), password) if owner else None
 
     created = run(prepare)
     if created:

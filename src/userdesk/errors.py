@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,6 @@ class RoleInUse(Conflict):
     code = "role_in_use"
 
 
-class PolicyViolation(DomainError):
-    code = "policy_violation"
-
-
 class InvalidInput(DomainError):
     code = "invalid_input"
 
@@ -80,3 +78,15 @@ class InvalidInput(DomainError):
     @classmethod
     def one(cls, field: str, code: str, message: str) -> InvalidInput:
         return cls([FieldError(field, code, message)])
+
+    @classmethod
+    def from_pydantic(cls, errors: Iterable[Any], *, drop_location: bool) -> InvalidInput:
+        """From pydantic's error list; `drop_location` strips FastAPI's body/query/path."""
+        result = []
+        for error in errors:
+            loc = [str(part) for part in error.get("loc", ())]
+            if drop_location and loc and loc[0] in ("body", "query", "path", "header"):
+                loc = loc[1:]
+            message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
+            result.append(FieldError(".".join(loc) or "body", str(error.get("type")), message))
+        return cls(result)

@@ -21,6 +21,7 @@ BIO_MAX = 1000
 PASSWORD_MIN, PASSWORD_MAX = 12, 128
 ROLE_NAME_MAX = 64
 USERNAME_PUNCTUATION = "._-"
+SORT_KEY_MAX = 200
 
 
 def nfc(value: str) -> str:
@@ -36,9 +37,12 @@ def sort_key(value: str) -> str:
     """How names sort: case-folded with accents set aside, so Émile files beside Emma.
     Compared bytewise (COLLATE "C" on PostgreSQL), so both databases order alike."""
     decomposed = unicodedata.normalize("NFKD", fold(value))
-    return unicodedata.normalize(
+    key = unicodedata.normalize(
         "NFC", "".join(c for c in decomposed if not unicodedata.combining(c))
     )
+    # Compatibility forms can expand a lot (one ligature to 18 letters); the first 200
+    # characters order any real name, and the id breaks what ties remain.
+    return key[:SORT_KEY_MAX]
 
 
 def _no_control_characters(value: str, *, allow_newlines: bool = False) -> str:
@@ -171,7 +175,12 @@ VoipExtension = Annotated[str, BeforeValidator(_text), AfterValidator(_check_voi
 AvatarUrl = Annotated[str, BeforeValidator(_text), AfterValidator(_check_avatar_url)]
 Password = Annotated[str, AfterValidator(_check_password)]
 RoleName = Annotated[str, BeforeValidator(_text), AfterValidator(_check_role_name)]
-Description = Annotated[str, BeforeValidator(_text), _length(0, 500)]
+Description = Annotated[
+    str,
+    BeforeValidator(_text),
+    _length(0, 500),
+    AfterValidator(lambda v: _no_control_characters(v, allow_newlines=True)),
+]
 RoleList = Annotated[list[RoleName], Field(min_length=1, max_length=50)]
 
 
@@ -248,6 +257,11 @@ class RoleUpdate(_Input):
     name: RoleName | None = None
     description: Description | None = None
     permissions: Annotated[list[str], Field(max_length=100)] | None = None
+
+    @field_validator("name", "description", "permissions", mode="before")
+    @classmethod
+    def _stay_set(cls, value: Any) -> Any:
+        return _not_null(value)
 
 
 class SettingsUpdate(_Input):

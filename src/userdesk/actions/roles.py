@@ -36,6 +36,23 @@ def _fields(role: Role) -> dict[str, object]:
     return {"name": role.name, "description": role.description, "permissions": role.permissions}
 
 
+async def _ensure_may_change_holders(session: AsyncSession, actor: Actor, role: Role) -> None:
+    """Changing a role's permissions grants or takes them from everyone holding it: that
+    needs roles.assign, and no holder may outrank the editor (judged by every role held)."""
+    actor.require(Permission.ROLES_ASSIGN)
+    holders = select(user_roles.c.user_id).where(user_roles.c.role_id == role.id)
+    co_held = (
+        select(Role.permissions)
+        .join(user_roles, user_roles.c.role_id == Role.id)
+        .where(user_roles.c.user_id.in_(holders))
+        .distinct()
+    )
+    held: set[str] = set()
+    for permissions in await session.scalars(co_held):
+        held.update(permissions)
+    actor.require_all(held, doing=f"changing the permissions of everyone holding {role.name}")
+
+
 async def create_role(session: AsyncSession, *, actor: Actor, data: RoleCreate) -> Role:
     actor.require(Permission.ROLES_MANAGE)
     permissions = _valid_permissions(data.permissions)
@@ -76,6 +93,8 @@ async def update_role(session: AsyncSession, *, actor: Actor, name: str, data: R
     if "permissions" in fields and data.permissions is not None:
         permissions = _valid_permissions(data.permissions)
         actor.require_all(permissions, doing="giving a role these permissions")
+        if set(permissions) != set(role.permissions):
+            await _ensure_may_change_holders(session, actor, role)
         role.permissions = permissions
     if "description" in fields and data.description is not None:
         role.description = data.description

@@ -11,7 +11,7 @@ from sqlalchemy.orm import selectinload
 
 from userdesk.actions.context import Actor
 from userdesk.errors import Duplicate, InvalidInput, LastOwner, NotFound
-from userdesk.models import Role, User, UserStatus, user_roles
+from userdesk.models import Role, User, UserStatus, UserType, user_roles
 from userdesk.security.permissions import OWNER
 
 
@@ -45,9 +45,21 @@ def ensure_can_grant(actor: Actor, roles: Iterable[Role]) -> None:
         actor.require_all(role.permissions, doing=f"granting the role {role.name}")
 
 
+def ensure_roles_fit(user_type: UserType, roles: Iterable[Role]) -> None:
+    """Owners answer for the workspace: a bot, which takes no seat, cannot be one."""
+    if user_type is UserType.BOT and any(role.name == OWNER for role in roles):
+        raise InvalidInput.one("roles", "bot_owner", "a bot cannot hold the owner role")
+
+
 async def roles_named(session: AsyncSession, names: Iterable[str], *, field: str) -> list[Role]:
     wanted = list(dict.fromkeys(names))
-    found = {r.name: r for r in await session.scalars(select(Role).where(Role.name.in_(wanted)))}
+    # FOR SHARE: a concurrent delete_role (FOR UPDATE) waits for us, or we see the role gone.
+    found = {
+        r.name: r
+        for r in await session.scalars(
+            select(Role).where(Role.name.in_(wanted)).with_for_update(read=True)
+        )
+    }
     unknown = [n for n in wanted if n not in found]
     if unknown:
         raise InvalidInput.one(field, "unknown_role", f"unknown role: {', '.join(unknown)}")
@@ -72,6 +84,7 @@ async def ensure_another_active_owner(session: AsyncSession, target: User, *, do
         .where(
             user_roles.c.role_id == owner_role_id,
             User.status == UserStatus.ACTIVE,
+            User.type == UserType.HUMAN,
             User.id != target.id,
         )
     )
@@ -82,12 +95,13 @@ async def ensure_another_active_owner(session: AsyncSession, target: User, *, do
         )
 
 
-_UNIQUE_FIELDS = {
-    "username_key": "username",
-    "email_key": "email",
-    "voip_extension": "voip_extension",
-    "name": "name",
-}
+# Unique constraints by name (PostgreSQL reports it) and by column (SQLite reports that).
+_UNIQUE_FIELDS = (
+    ("uq_users_username_key", "users.username_key", "username"),
+    ("uq_users_email_key", "users.email_key", "email"),
+    ("uq_users_voip_extension", "users.voip_extension", "voip_extension"),
+    ("uq_roles_name", "roles.name", "name"),
+)
 
 
 async def flush_unique(session: AsyncSession) -> None:
@@ -97,7 +111,7 @@ async def flush_unique(session: AsyncSession) -> None:
         await session.flush()
     except IntegrityError as exc:
         message = str(exc.orig)
-        for column, field in _UNIQUE_FIELDS.items():
-            if column in message:
+        for constraint, column, field in _UNIQUE_FIELDS:
+            if constraint in message or f"UNIQUE constraint failed: {column}" in message:
                 raise Duplicate(f"{field} is already taken", field=field) from exc
         raise

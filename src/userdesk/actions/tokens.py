@@ -26,7 +26,11 @@ def ensure_may_manage_tokens_of(actor: Actor, user: User) -> None:
 
 
 async def _user_by_username(session: AsyncSession, username: str) -> User:
-    user = await session.scalar(select(User).where(User.username_key == fold(username)))
+    # Locked, so a deactivation in flight either sees this token and revokes it, or has
+    # committed and we refuse below.
+    user = await session.scalar(
+        select(User).where(User.username_key == fold(username)).with_for_update()
+    )
     if user is None:
         raise NotFound(f"no user named {username}")
     return user

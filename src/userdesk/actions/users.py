@@ -17,12 +17,14 @@ from userdesk.actions.rules import (
     ensure_another_active_owner,
     ensure_can_act_on,
     ensure_can_grant,
+    ensure_roles_fit,
     flush_unique,
     lock_user,
     roles_named,
 )
 from userdesk.errors import Conflict, Duplicate, PermissionDenied
 from userdesk.models import ApiToken, AvatarImage, AvatarKind, User, UserStatus, UserType
+from userdesk.queries.users import owner_exists
 from userdesk.security.images import normalise_avatar
 from userdesk.security.permissions import DEFAULT_BOT_ROLE, DEFAULT_HUMAN_ROLE, OWNER, Permission
 from userdesk.services import services_of
@@ -119,14 +121,28 @@ async def bootstrap_owner(session: AsyncSession, *, actor: Actor, data: UserCrea
     )
 
 
+async def create_first_owner(
+    session: AsyncSession, *, actor: Actor, data: UserCreate
+) -> User | None:
+    """On a workspace without an owner, create one (active); otherwise do nothing. The
+    workspace lock makes two servers starting on an empty database create one owner."""
+    await seats.lock_workspace(session)
+    if await owner_exists(session):
+        return None
+    return await bootstrap_owner(session, actor=actor, data=data)
+
+
 async def _create(
     session: AsyncSession, actor: Actor, data: UserCreate, status: UserStatus
 ) -> User:
     actor.require(Permission.USERS_CREATE)
     services = services_of(session)
     default_role = DEFAULT_BOT_ROLE if data.type is UserType.BOT else DEFAULT_HUMAN_ROLE
+    if data.roles and data.roles != [default_role]:
+        actor.require(Permission.ROLES_ASSIGN)
     roles = await roles_named(session, data.roles or [default_role], field="roles")
     ensure_can_grant(actor, roles)
+    ensure_roles_fit(data.type, roles)
 
     workspace = await seats.lock_workspace(session)
     if seats.takes_seat(status, data.type):
@@ -178,29 +194,30 @@ async def _create(
     return user
 
 
-def _ensure_may_edit(actor: Actor, user: User, fields: set[str]) -> None:
-    """Own profile fields need profile.edit; anything else on anyone needs users.edit;
-    password fields need users.reset_credentials; and nobody edits someone who outranks them."""
+def _require_edit_permissions(actor: Actor, user_id: str, fields: set[str]) -> None:
+    """Own profile fields need profile.edit; anything else, on anyone, needs users.edit;
+    password fields need users.reset_credentials. Checked before the target is even loaded,
+    so a refused caller learns nothing about it, not even whether it exists."""
     credential_fields = fields & CREDENTIAL_FIELDS
     profile_fields = fields - credential_fields
-    if profile_fields:
-        own_profile_only = actor.user_id == user.id and profile_fields <= SELF_SERVICE_FIELDS
+    if profile_fields or not credential_fields:
+        own_profile_only = actor.public_id == user_id and profile_fields <= SELF_SERVICE_FIELDS
         if own_profile_only and not actor.has(Permission.USERS_EDIT):
             actor.require(Permission.PROFILE_EDIT)
         else:
             actor.require(Permission.USERS_EDIT)
     if credential_fields:
         actor.require(Permission.USERS_RESET_CREDENTIALS)
-    ensure_can_act_on(actor, user, doing="editing")
 
 
 async def update_user(
     session: AsyncSession, *, actor: Actor, user_id: str, data: UserUpdate
 ) -> User:
-    user = await lock_user(session, user_id)
     fields = set(data.model_fields_set)
     credential_fields = fields & CREDENTIAL_FIELDS
-    _ensure_may_edit(actor, user, fields)
+    _require_edit_permissions(actor, user_id, fields)
+    user = await lock_user(session, user_id)
+    ensure_can_act_on(actor, user, doing="editing")
 
     before = snapshot(user)
     values = data.model_dump(include=fields - credential_fields)
@@ -240,11 +257,13 @@ async def set_avatar_image(
     session: AsyncSession, *, actor: Actor, user_id: str, image: bytes
 ) -> User:
     """Store an uploaded picture, checked and resized, as the user's avatar."""
+    _require_edit_permissions(actor, user_id, {"avatar_url"})
     user = await lock_user(session, user_id)
-    _ensure_may_edit(actor, user, {"avatar_url"})
+    ensure_can_act_on(actor, user, doing="editing")
     png = normalise_avatar(image)
     now = services_of(session).clock.now()
     stored = await session.get(AvatarImage, user.id)
+    previous = stored.digest if stored is not None else None
     if stored is None:
         stored = AvatarImage(user_id=user.id)
         session.add(stored)
@@ -258,7 +277,7 @@ async def set_avatar_image(
     user.updated_at = now
     await session.flush()
     changes = diff(before, snapshot(user))
-    changes["avatar_image"] = {"before": None, "after": stored.digest}
+    changes["avatar_image"] = {"before": previous, "after": stored.digest}
     await record(
         session,
         actor=actor,
@@ -277,6 +296,7 @@ async def set_roles(session: AsyncSession, *, actor: Actor, user_id: str, roles:
     user = await lock_user(session, user_id)
     ensure_can_act_on(actor, user, doing="changing the roles of")
     new_roles = await roles_named(session, roles, field="roles")
+    ensure_roles_fit(user.type, new_roles)
     old_names = {r.name for r in user.roles}
     new_names = {r.name for r in new_roles}
     if old_names == new_names:
@@ -374,6 +394,12 @@ async def delete_user(session: AsyncSession, *, actor: Actor, user_id: str) -> N
     if actor.user_id == user.id:
         raise Conflict("you cannot delete your own account; ask another administrator")
     ensure_can_act_on(actor, user, doing="deleting")
+    # Forget "created by" first, in users' row order (workspace, users, owner role): left to
+    # the foreign key's ON DELETE SET NULL it would lock those rows after the owner role's
+    # and deadlock with a concurrent role change of a user this one created.
+    await session.execute(
+        update(User).where(User.created_by_id == user.id).values(created_by_id=None)
+    )
     await ensure_another_active_owner(session, user, doing="deleting this user")
     final = snapshot(user)
     final["roles"] = [r.name for r in user.roles]

@@ -14,7 +14,7 @@ from userdesk.db import Database
 from userdesk.http import problems
 from userdesk.http.api import avatars, roles, users, workspace
 from userdesk.http.deps import DatabaseDep
-from userdesk.http.limits import BodySizeLimit
+from userdesk.http.limits import RequestLimits
 from userdesk.services import Services
 
 
@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.database = database
     app.state.settings = settings
     problems.install(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
     for module in (users, avatars, roles, workspace):
         app.include_router(module.router)
 

@@ -1,75 +1,109 @@
-"""Refuse request bodies over the configured size before anything parses them."""
+"""Refuse, before anything parses them, request bodies over the configured size and
+NUL characters in the path or query (PostgreSQL cannot store them; they are never valid)."""
 
 from __future__ import annotations
 
 import json
+from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-class BodyTooLarge(Exception):
-    pass
+def _problem(status: int, code: str, title: str, detail: str, **extra: object) -> bytes:
+    body = {
+        "type": f"urn:userdesk:problem:{code}",
+        "title": title,
+        "status": status,
+        "code": code,
+        "detail": detail,
+        **extra,
+    }
+    return json.dumps(body).encode()
 
 
-def _problem_bytes(limit: int) -> bytes:
-    return json.dumps(
+async def _answer(send: Send, status: int, body: bytes) -> None:
+    await send(
         {
-            "type": "urn:userdesk:problem:body_too_large",
-            "title": "Request body too large",
-            "status": 413,
-            "code": "body_too_large",
-            "detail": f"request bodies are limited to {limit} bytes",
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
         }
-    ).encode()
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
-class BodySizeLimit:
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+class RequestLimits:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._refuse(send)
+        if "\x00" in scope["path"] or b"\x00" in unquote_to_bytes(scope["query_string"]):
+            field = "path" if "\x00" in scope["path"] else "query"
+            rule = "must not contain NUL characters"
+            await _answer(
+                send,
+                422,
+                _problem(
+                    422,
+                    "invalid_input",
+                    "Invalid input",
+                    f"{field}: {rule}",
+                    errors=[{"field": field, "code": "nul_character", "message": rule}],
+                ),
+            )
             return
-        seen = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal seen
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+            await self._too_large(send)
+            return
+        # Read the whole body (at most max_body_bytes) up front, so a chunked body that runs
+        # over is a 413 too, then hand it to the application as one message.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyTooLarge
-            return message
+            if message["type"] != "http.request":
+                await self.app(scope, _replay(message, receive), send)
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await self._too_large(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay(whole, receive), send)
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await self._refuse(send)
-
-    async def _refuse(self, send: Send) -> None:
-        body = _problem_bytes(self.max_bytes)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+    async def _too_large(self, send: Send) -> None:
+        await _answer(
+            send,
+            413,
+            _problem(
+                413,
+                "body_too_large",
+                "Request body too large",
+                f"request bodies are limited to {self.max_body_bytes} bytes",
+            ),
         )
-        await send({"type": "http.response.body", "body": body})
+
+
+def _replay(first: Message, receive: Receive) -> Receive:
+    sent = False
+
+    async def replaying() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return first
+        return await receive()
+
+    return replaying

@@ -19,7 +19,6 @@ from userdesk.errors import (
     InvalidInput,
     NotFound,
     PermissionDenied,
-    PolicyViolation,
     Unauthenticated,
 )
 
@@ -29,7 +28,6 @@ PROBLEM_JSON = "application/problem+json"
 
 _STATUS: tuple[tuple[type[DomainError], int], ...] = (
     (InvalidInput, 422),
-    (PolicyViolation, 422),
     (NotFound, 404),
     (Unauthenticated, 401),
     (PermissionDenied, 403),
@@ -101,18 +99,6 @@ def _field_errors(errors: list[FieldError]) -> list[dict[str, str]]:
     return [{"field": e.field, "code": e.code, "message": e.message} for e in errors]
 
 
-def field_errors_from_pydantic(errors: list[Any], *, drop_location: bool) -> list[FieldError]:
-    result = []
-    for error in errors:
-        loc = [str(part) for part in error.get("loc", ())]
-        if drop_location and loc and loc[0] in ("body", "query", "path", "header"):
-            loc = loc[1:]
-        field = ".".join(loc) or "body"
-        message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
-        result.append(FieldError(field, str(error.get("type", "invalid")), message))
-    return result
-
-
 def domain_problem(exc: DomainError) -> JSONResponse:
     status = next((s for cls, s in _STATUS if isinstance(exc, cls)), 400)
     extra: dict[str, Any] = {}
@@ -132,13 +118,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def on_request_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = field_errors_from_pydantic(list(exc.errors()), drop_location=True)
-        return domain_problem(InvalidInput(errors))
+        return domain_problem(InvalidInput.from_pydantic(exc.errors(), drop_location=True))
 
     @app.exception_handler(ValidationError)
     async def on_model_invalid(_request: Request, exc: ValidationError) -> JSONResponse:
-        errors = field_errors_from_pydantic(exc.errors(), drop_location=False)
-        return domain_problem(InvalidInput(errors))
+        return domain_problem(InvalidInput.from_pydantic(exc.errors(), drop_location=False))
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -92,7 +92,7 @@ class User(Base):
     # Case-folded NFC forms carry the uniqueness and the sort order.
     username_key: Mapped[str] = mapped_column(SortKey(128), unique=True)
     email: Mapped[str] = mapped_column(String(320))
-    email_key: Mapped[str] = mapped_column(SortKey(320), unique=True)
+    email_key: Mapped[str] = mapped_column(SortKey(1024), unique=True)
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     name: Mapped[str] = mapped_column(String(200))
     name_key: Mapped[str] = mapped_column(SortKey(400))

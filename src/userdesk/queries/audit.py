@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from userdesk.actions.context import Actor
 from userdesk.errors import InvalidInput
 from userdesk.models import AuditEntry
+from userdesk.queries import cursors
 from userdesk.security.permissions import Permission
 
 MAX_LIMIT = 500
@@ -22,20 +21,6 @@ MAX_LIMIT = 500
 class AuditPage:
     items: list[AuditEntry]
     next_cursor: str | None
-
-
-def _decode(cursor: str) -> int:
-    try:
-        value = int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput.one(
-            "cursor", "invalid_cursor", "is not a cursor from this listing"
-        ) from None
-    return value
-
-
-def _encode(entry_id: int) -> str:
-    return base64.urlsafe_b64encode(str(entry_id).encode()).decode().rstrip("=")
 
 
 async def list_audit(
@@ -55,8 +40,14 @@ async def list_audit(
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput.one("limit", "range", f"must be between 1 and {MAX_LIMIT}")
     for field, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            continue
+        if value.tzinfo is None:
             raise InvalidInput.one(field, "timezone_required", "must include a UTC offset or Z")
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise InvalidInput.one(field, "range", "is outside the years 1 to 9999") from None
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit + 1)
     if actor:
         query = query.where(AuditEntry.actor_id == actor)
@@ -69,10 +60,10 @@ async def list_audit(
     if until:
         query = query.where(AuditEntry.at < until)
     if cursor:
-        query = query.where(AuditEntry.id < _decode(cursor))
+        query = query.where(AuditEntry.id < cursors.decode(cursor, "audit", with_value=False)[1])
     entries = list(await session.scalars(query))
     next_cursor = None
     if len(entries) > limit:
         entries = entries[:limit]
-        next_cursor = _encode(entries[-1].id)
+        next_cursor = cursors.encode("audit", None, entries[-1].id)
     return AuditPage(items=entries, next_cursor=next_cursor)

@@ -6,11 +6,8 @@ A page costs a fixed number of queries whatever its size: the page of users, the
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -34,6 +31,7 @@ from userdesk.actions.inputs import fold
 from userdesk.db import dialect_of
 from userdesk.errors import InvalidInput, NotFound
 from userdesk.models import AvatarImage, Role, User, UserCount, UserStatus, user_roles
+from userdesk.queries import cursors
 from userdesk.queries.search import matches
 from userdesk.queries.visibility import visible_users
 from userdesk.security.permissions import OWNER, Permission
@@ -72,42 +70,24 @@ def parse_sort(sort: str | None) -> tuple[str, bool]:
     return field, descending
 
 
-def _sort_name(field: str, descending: bool) -> str:
-    return f"-{field}" if descending else field
-
-
-def _encode_cursor(field: str, descending: bool, value: Any, row_id: int) -> str:
-    if isinstance(value, datetime):
-        value = value.isoformat()
-    elif isinstance(value, UserStatus):
-        value = value.value
-    raw = json.dumps(
-        {"s": _sort_name(field, descending), "v": value, "i": row_id}, separators=(",", ":")
-    )
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+def _listing(field: str, descending: bool) -> str:
+    return f"users:{'-' if descending else ''}{field}"
 
 
 def _decode_cursor(cursor: str, field: str, descending: bool) -> tuple[Any, int]:
-    bad = InvalidInput.one("cursor", "invalid_cursor", "is not a cursor from this listing")
+    raw, row_id = cursors.decode(cursor, _listing(field, descending), with_value=True)
+    value: Any = raw
     try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        value, row_id = raw["v"], raw["i"]
-        if raw["s"] != _sort_name(field, descending) or not isinstance(row_id, int):
-            raise bad
-        # Out of BIGINT range, the database itself would refuse it as a server error.
-        if not 0 < row_id < 2**63:
-            raise bad
-        if not isinstance(value, str):
-            raise bad
         if field in ("created_at", "last_login_at"):
             value = datetime.fromisoformat(value)
             # We only issue UTC times; a naive one would mean a different instant per database.
             if value.tzinfo is None:
-                raise bad
+                raise cursors.invalid()
+            value = value.astimezone(UTC)
         elif field == "status":
-            UserStatus(value)
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise bad from None
+            value = UserStatus(value)
+    except (ValueError, OverflowError):
+        raise cursors.invalid() from None
     return value, row_id
 
 
@@ -211,7 +191,9 @@ async def list_users(
     if len(users) > limit:
         users = users[:limit]
         last = users[-1]
-        next_cursor = _encode_cursor(field, descending, getattr(last, column.key), last.id)
+        next_cursor = cursors.encode(
+            _listing(field, descending), cursors.describe(getattr(last, column.key)), last.id
+        )
     return UserPage(items=users, next_cursor=next_cursor, counts=await _counts(session, conditions))
 
 

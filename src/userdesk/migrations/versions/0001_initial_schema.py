@@ -140,7 +140,7 @@ def upgrade() -> None:
         sa.Column("username", sa.String(length=64), nullable=False),
         sa.Column("username_key", _sort_key(128), nullable=False),
         sa.Column("email", sa.String(length=320), nullable=False),
-        sa.Column("email_key", _sort_key(320), nullable=False),
+        sa.Column("email_key", _sort_key(1024), nullable=False),
         sa.Column("email_verified", sa.Boolean(), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("name_key", _sort_key(400), nullable=False),
