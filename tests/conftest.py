@@ -73,6 +73,12 @@ def _pg_admin(*statements: str) -> None:
             conn.execute(statement)
 
 
+def pytest_report_header() -> str:
+    if POSTGRES_URL:
+        return f"userdesk: SQLite and PostgreSQL ({make_url(POSTGRES_URL).render_as_string()})"
+    return "userdesk: SQLite only; set USERDESK_TEST_POSTGRES_URL to run the PostgreSQL half too"
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """A PostgreSQL URL that is set but unreachable ends the run with a failure at once."""
     if POSTGRES_URL:
