@@ -39,7 +39,7 @@ from userdesk.queries import tokens as token_queries
 from userdesk.queries import users as user_queries
 from userdesk.queries import workspace as workspace_queries
 from userdesk.services import Services
-from userdesk.views import SettingsView, TokenView, UserCounts, UserListView, UserView
+from userdesk.views import SettingsView, TokenView, UserListView, UserView
 
 app = typer.Typer(
     help="userdesk: self-hosted user administration.",
@@ -334,11 +334,7 @@ def users_list(
                 limit=limit,
                 cursor=cursor,
             )
-            return UserListView(
-                items=[UserView.of(u) for u in page.items],
-                next_cursor=page.next_cursor,
-                counts=UserCounts(**page.counts),
-            )
+            return UserListView.of(page)
 
     page = run(work)
     if as_json:

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from userdesk.models import ApiToken, AuditEntry, Role, User, Workspace
+from userdesk.queries.users import UserPage
 from userdesk.queries.workspace import Seats
 
 
@@ -81,6 +82,14 @@ class UserListView(BaseModel):
     items: list[UserView]
     next_cursor: str | None
     counts: UserCounts
+
+    @classmethod
+    def of(cls, page: UserPage) -> UserListView:
+        return cls(
+            items=[UserView.of(u) for u in page.items],
+            next_cursor=page.next_cursor,
+            counts=UserCounts(**page.counts),
+        )
 
 
 class RoleView(BaseModel):

@@ -59,6 +59,20 @@ def snapshot(user: User) -> dict[str, Any]:
     return values
 
 
+async def _record(
+    session: AsyncSession, actor: Actor, event: AuditEvent, user: User, changes: dict[str, Any]
+) -> None:
+    await record(
+        session,
+        actor=actor,
+        event=event,
+        target_type="user",
+        target_id=user.public_id,
+        target_name=user.username,
+        changes=changes,
+    )
+
+
 def search_text(name: str, username: str, email: str) -> str:
     return "\n".join((fold(name), fold(username), fold(email)))
 
@@ -182,15 +196,7 @@ async def _create(
             to=user.email,
             context={"user_id": user.public_id, "name": user.name, "username": user.username},
         )
-    await record(
-        session,
-        actor=actor,
-        event=AuditEvent.USER_CREATED,
-        target_type="user",
-        target_id=user.public_id,
-        target_name=user.username,
-        changes=changes,
-    )
+    await _record(session, actor, AuditEvent.USER_CREATED, user, changes)
     return user
 
 
@@ -241,15 +247,7 @@ async def update_user(
         return user
     user.updated_at = services_of(session).clock.now()
     await flush_unique(session)
-    await record(
-        session,
-        actor=actor,
-        event=AuditEvent.USER_UPDATED,
-        target_type="user",
-        target_id=user.public_id,
-        target_name=user.username,
-        changes=changes,
-    )
+    await _record(session, actor, AuditEvent.USER_UPDATED, user, changes)
     return user
 
 
@@ -278,15 +276,7 @@ async def set_avatar_image(
     await session.flush()
     changes = diff(before, snapshot(user))
     changes["avatar_image"] = {"before": previous, "after": stored.digest}
-    await record(
-        session,
-        actor=actor,
-        event=AuditEvent.USER_UPDATED,
-        target_type="user",
-        target_id=user.public_id,
-        target_name=user.username,
-        changes=changes,
-    )
+    await _record(session, actor, AuditEvent.USER_UPDATED, user, changes)
     return user
 
 
@@ -311,14 +301,12 @@ async def set_roles(session: AsyncSession, *, actor: Actor, user_id: str, roles:
     user.roles = new_roles
     user.updated_at = services_of(session).clock.now()
     await session.flush()
-    await record(
+    await _record(
         session,
-        actor=actor,
-        event=AuditEvent.USER_ROLES_CHANGED,
-        target_type="user",
-        target_id=user.public_id,
-        target_name=user.username,
-        changes={"roles": {"before": before, "after": sorted(new_names)}},
+        actor,
+        AuditEvent.USER_ROLES_CHANGED,
+        user,
+        {"roles": {"before": before, "after": sorted(new_names)}},
     )
     return user
 
@@ -343,14 +331,12 @@ async def deactivate_user(session: AsyncSession, *, actor: Actor, user_id: str) 
         .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    await record(
+    await _record(
         session,
-        actor=actor,
-        event=AuditEvent.USER_DEACTIVATED,
-        target_type="user",
-        target_id=user.public_id,
-        target_name=user.username,
-        changes={"status": {"before": before.value, "after": user.status.value}},
+        actor,
+        AuditEvent.USER_DEACTIVATED,
+        user,
+        {"status": {"before": before.value, "after": user.status.value}},
     )
     return user
 
@@ -374,14 +360,12 @@ async def activate_user(session: AsyncSession, *, actor: Actor, user_id: str) ->
     user.deactivated_at = None
     user.updated_at = services_of(session).clock.now()
     await seats.move(session, user.type, UserStatus.DEACTIVATED, user.status)
-    await record(
+    await _record(
         session,
-        actor=actor,
-        event=AuditEvent.USER_ACTIVATED,
-        target_type="user",
-        target_id=user.public_id,
-        target_name=user.username,
-        changes={"status": {"before": UserStatus.DEACTIVATED.value, "after": returning.value}},
+        actor,
+        AuditEvent.USER_ACTIVATED,
+        user,
+        {"status": {"before": UserStatus.DEACTIVATED.value, "after": returning.value}},
     )
     return user
 
@@ -406,12 +390,10 @@ async def delete_user(session: AsyncSession, *, actor: Actor, user_id: str) -> N
     await seats.move(session, user.type, user.status, None)
     await session.delete(user)
     await session.flush()
-    await record(
+    await _record(
         session,
-        actor=actor,
-        event=AuditEvent.USER_DELETED,
-        target_type="user",
-        target_id=user.public_id,
-        target_name=user.username,
-        changes={k: {"before": v, "after": None} for k, v in final.items()},
+        actor,
+        AuditEvent.USER_DELETED,
+        user,
+        {k: {"before": v, "after": None} for k, v in final.items()},
     )

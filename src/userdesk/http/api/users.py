@@ -13,7 +13,7 @@ from userdesk.http.deps import ActorDep, DatabaseDep
 from userdesk.http.problems import problem_responses
 from userdesk.models import UserStatus
 from userdesk.queries import users as user_queries
-from userdesk.views import UserCounts, UserListView, UserView
+from userdesk.views import UserListView, UserView
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"], responses=problem_responses())
 
@@ -47,11 +47,7 @@ async def list_users(
             limit=limit,
             cursor=cursor,
         )
-        return UserListView(
-            items=[UserView.of(u) for u in page.items],
-            next_cursor=page.next_cursor,
-            counts=UserCounts(**page.counts),
-        )
+        return UserListView.of(page)
 
 
 @router.post("", status_code=201, response_model=UserView)
