@@ -1,4 +1,4 @@
-"""Schemathesis drives a real `userdesk serve` from its OpenAPI document: thousands of
+"""Schemathesis drives a real `userdesk serve` from its OpenAPI document: hundreds of
 generated requests, valid and invalid, none of which may get a 5xx or an answer the document
 does not describe (status, content type, body schema, headers)."""
 

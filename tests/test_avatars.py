@@ -124,3 +124,15 @@ async def test_users_set_their_own_picture_but_not_someone_elses(
     )
     assert refused.status_code == 403
     assert refused.json()["permission"] == "profile.edit"
+
+
+async def test_a_refused_upload_says_nothing_about_whether_the_user_exists(
+    client: httpx.AsyncClient, directory: Directory
+) -> None:
+    member = await directory.account("nosy", roles=["user"])
+    for target in ("no-such-user", (await directory.create("other"))["id"]):
+        response = await client.put(
+            f"/api/v1/users/{target}/avatar", content=_picture("PNG"), headers=member.headers
+        )
+        assert response.status_code == 403, response.text
+        assert response.json()["permission"] == "users.edit"

@@ -304,3 +304,15 @@ def test_serve_on_postgresql(database_url: str, tmp_path: Path, start_server: St
     assert not (tmp_path / "var").exists(), "no SQLite file when PostgreSQL is configured"
     _, secret = cli.token("admin")
     exercise_api(server, secret)
+
+
+def test_bootstrap_settings_matter_only_on_a_database_without_an_owner(
+    tmp_path: Path, start_server: StartServer
+) -> None:
+    cli = Cli(f"sqlite:///{tmp_path}/boot.db", tmp_path)
+    cli.env["USERDESK_BOOTSTRAP_OWNER_EMAIL"] = "admin@localhost"
+    cli("serve", "--port", "1").fails(7, "USERDESK_BOOTSTRAP_OWNER_EMAIL")
+    assert "admin" not in cli("users", "list", "--json").ok().stdout
+    cli.create_owner("olive")
+    server = start_server(cli)  # an owner exists: the bad setting is never looked at
+    assert "password:" not in server.output()

@@ -116,13 +116,26 @@ def run(work: Callable[[Database], Awaitable[T]], *, migrate: bool = True) -> T:
         fail(exc.message, next((c for cls, c in EXIT_CODES if isinstance(exc, cls)), 1))
     except ValidationError as exc:
         fail(InvalidInput.from_pydantic(exc.errors(), drop_location=False).message, 3)
-    except (OperationalError, InterfaceError, OSError) as exc:
+    except DBAPIError as exc:
+        if str(getattr(exc.orig, "sqlstate", None) or "").startswith("40"):
+            # Deadlock or serialization failure: another change got in the way; nothing was
+            # written, and the same command will most likely succeed.
+            fail(
+                f"a concurrent change got in the way, nothing was changed; try again: "
+                f"{_first_line(exc)}",
+                6,
+            )
+        if isinstance(exc, OperationalError | InterfaceError):
+            fail(
+                f"database {shown_url(settings.database_url)} is not usable: {_first_line(exc)}",
+                EXIT_UNUSABLE,
+            )
+        fail(f"the database refused the change: {_first_line(exc)}", 1)
+    except OSError as exc:
         fail(
             f"database {shown_url(settings.database_url)} is not usable: {_first_line(exc)}",
             EXIT_UNUSABLE,
         )
-    except DBAPIError as exc:
-        fail(f"the database refused the change: {_first_line(exc)}", 1)
 
 
 def _first_line(exc: Exception) -> str:
@@ -168,13 +181,23 @@ def serve(
     settings = load_settings()
 
     async def prepare(database: Database) -> tuple[UserView, str] | None:
+        async with database.reader() as session:
+            if await user_queries.owner_exists(session):
+                return None  # the bootstrap settings are not even looked at
         password = database.services.randomness.password()
-        data = UserCreate(
-            name="Administrator",
-            username=settings.bootstrap_owner_username,
-            email=settings.bootstrap_owner_email,
-            password=password,
-        )
+        try:
+            data = UserCreate(
+                name="Administrator",
+                username=settings.bootstrap_owner_username,
+                email=settings.bootstrap_owner_email,
+                password=password,
+            )
+        except ValidationError as exc:
+            problem = InvalidInput.from_pydantic(exc.errors(), drop_location=False)
+            wrong = "; ".join(
+                f"USERDESK_BOOTSTRAP_OWNER_{e.field.upper()}: {e.message}" for e in problem.errors
+            )
+            fail(f"invalid configuration: {wrong}", EXIT_UNUSABLE)
         async with database.transaction() as session:
             owner = await user_actions.create_first_owner(session, actor=OPERATOR, data=data)
             return (UserView.of(owner), password) if owner else None

@@ -84,7 +84,6 @@ async def ensure_another_active_owner(session: AsyncSession, target: User, *, do
         .where(
             user_roles.c.role_id == owner_role_id,
             User.status == UserStatus.ACTIVE,
-            User.type == UserType.HUMAN,
             User.id != target.id,
         )
     )

@@ -154,11 +154,12 @@ async def _create(
     default_role = DEFAULT_BOT_ROLE if data.type is UserType.BOT else DEFAULT_HUMAN_ROLE
     if data.roles and data.roles != [default_role]:
         actor.require(Permission.ROLES_ASSIGN)
+    # The workspace before the roles: the lock order every action keeps (workspace, users,
+    # roles), or this would deadlock with a deactivation that locks the owner role.
+    workspace = await seats.lock_workspace(session)
     roles = await roles_named(session, data.roles or [default_role], field="roles")
     ensure_can_grant(actor, roles)
     ensure_roles_fit(data.type, roles)
-
-    workspace = await seats.lock_workspace(session)
     if seats.takes_seat(status, data.type):
         await seats.ensure_free_seat(session, workspace)
 

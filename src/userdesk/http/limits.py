@@ -70,8 +70,7 @@ class RequestLimits:
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                await self.app(scope, _replay(message, receive), send)
-                return
+                return  # the client went away before sending the whole body
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
