@@ -43,6 +43,8 @@ BACKENDS = [
         marks=pytest.mark.skipif(not POSTGRES_URL, reason="USERDESK_TEST_POSTGRES_URL is not set"),
     ),
 ]
+# For tests of PostgreSQL's row locks; SQLite runs one writer at a time and has none to test.
+postgres_only = pytest.mark.parametrize("database_url", BACKENDS[1:], indirect=True)
 TEST_SETTINGS = dict(argon2_time_cost=1, argon2_memory_kib=8, argon2_parallelism=1)
 _counter = itertools.count()
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-import pytest
 from sqlalchemy import select, text
 
-from tests.conftest import Account, Directory, mint_token
+from tests.conftest import Account, Directory, mint_token, postgres_only
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import UserCreate
 from userdesk.actions.users import bootstrap_owner
@@ -97,6 +96,7 @@ async def test_a_bot_cannot_be_an_owner(
     assert alone.status_code == 409
 
 
+@postgres_only
 async def test_deleting_a_user_takes_other_users_rows_before_the_owner_role(
     client: httpx.AsyncClient, owner: Account, directory: Directory, database: Database
 ) -> None:
@@ -107,8 +107,6 @@ async def test_deleting_a_user_takes_other_users_rows_before_the_owner_role(
     Replayed step by step: another transaction holds the made user's row, as set_roles
     does first; the delete starts and must wait for that row without holding the owner
     role, so the other transaction can still take the owner role, as set_roles does next."""
-    if database.dialect != "postgresql":
-        pytest.skip("SQLite runs one writer at a time; there is no lock order to get wrong")
     async with database.transaction() as session:
         maker = await bootstrap_owner(
             session,
@@ -130,6 +128,7 @@ async def test_deleting_a_user_takes_other_users_rows_before_the_owner_role(
     assert response.status_code == 204, response.text
 
 
+@postgres_only
 async def test_creating_an_owner_takes_the_workspace_before_the_roles(
     client: httpx.AsyncClient, owner: Account, database: Database
 ) -> None:
@@ -138,8 +137,6 @@ async def test_creating_an_owner_takes_the_workspace_before_the_roles(
     PostgreSQL. Replayed step by step: another transaction holds the workspace, as a
     deactivation does first; the create must wait for it without holding the owner role,
     so the other transaction can still lock the owner role, as the deactivation does next."""
-    if database.dialect != "postgresql":
-        pytest.skip("SQLite runs one writer at a time; there is no lock order to get wrong")
     async with database.transaction() as other:
         await other.execute(text("SET LOCAL lock_timeout = '3s'"))
         await other.execute(select(Workspace.id).with_for_update())
