@@ -33,6 +33,11 @@ def fold(value: str) -> str:
     return nfc(nfc(value).casefold())
 
 
+def email_key(email: str) -> str:
+    """The comparison key of a (validated, normalised) email address."""
+    return email.lower()
+
+
 def sort_key(value: str) -> str:
     """How names sort: case-folded with accents set aside, so Émile files beside Emma.
     Compared bytewise (COLLATE "C" on PostgreSQL), so both databases order alike."""

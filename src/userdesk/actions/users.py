@@ -11,7 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from userdesk.actions import seats
 from userdesk.actions.audit import AuditEvent, diff, record
 from userdesk.actions.context import Actor
-from userdesk.actions.inputs import SELF_SERVICE_FIELDS, UserCreate, UserUpdate, fold, sort_key
+from userdesk.actions.inputs import (
+    SELF_SERVICE_FIELDS,
+    UserCreate,
+    UserUpdate,
+    email_key,
+    fold,
+    sort_key,
+)
 from userdesk.actions.outbox import enqueue_email
 from userdesk.actions.rules import (
     ensure_another_active_owner,
@@ -86,7 +93,7 @@ def _set_profile(user: User, values: dict[str, Any]) -> None:
             setattr(user, field, value)
     user.name_key = sort_key(user.name)
     user.username_key = fold(user.username)
-    user.email_key = user.email.lower()
+    user.email_key = email_key(user.email)
     user.search_text = search_text(user.name, user.username, user.email)
 
 
@@ -97,7 +104,7 @@ async def _ensure_unique(
     if "username" in fields:
         checks.append(("username", User.username_key == fold(user.username)))
     if "email" in fields:
-        checks.append(("email", User.email_key == user.email.lower()))
+        checks.append(("email", User.email_key == email_key(user.email)))
     if "voip_extension" in fields and user.voip_extension:
         checks.append(("voip_extension", User.voip_extension == user.voip_extension))
     if not checks:
@@ -112,7 +119,7 @@ async def _ensure_unique(
     for row in rows:
         if "username" in fields and row.username_key == fold(user.username):
             raise Duplicate(f"username {user.username!r} is already taken", field="username")
-        if "email" in fields and row.email_key == user.email.lower():
+        if "email" in fields and row.email_key == email_key(user.email):
             raise Duplicate(f"email {user.email!r} is already in use", field="email")
         raise Duplicate(
             f"voip_extension {user.voip_extension!r} is already in use", field="voip_extension"
@@ -228,7 +235,7 @@ async def update_user(
 
     before = snapshot(user)
     values = data.model_dump(include=fields - credential_fields)
-    if "email" in values and values["email"].lower() != user.email_key:
+    if "email" in values and email_key(values["email"]) != user.email_key:
         # A new address is unverified unless the same request vouches for it.
         values.setdefault("email_verified", False)
     _set_profile(user, values)
