@@ -15,6 +15,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +50,22 @@ TEST_SETTINGS = dict(argon2_time_cost=1, argon2_memory_kib=8, argon2_parallelism
 _counter = itertools.count()
 
 
-def test_services() -> Services:
+class ShiftableClock:
+    """Real time plus an offset tests can move forward: expiry without sleeping."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return SystemClock().now() + self.offset
+
+    def advance(self, by: timedelta) -> None:
+        self.offset += by
+
+
+def test_services(clock: ShiftableClock | None = None) -> Services:
     return Services(
-        clock=SystemClock(),
+        clock=clock or ShiftableClock(),
         randomness=SystemRandomness(),
         passwords=Passwords(Settings(**TEST_SETTINGS)),
     )
@@ -143,15 +157,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url, test_services(), pool_size=20)
+def clock() -> ShiftableClock:
+    return ShiftableClock()
+
+
+@pytest.fixture
+async def database(database_url: str, clock: ShiftableClock) -> AsyncIterator[Database]:
+    database = Database(database_url, test_services(clock), pool_size=20)
     yield database
     await database.dispose()
 
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, **TEST_SETTINGS)
+    return Settings(database_url=database_url, cookie_secure=False, **TEST_SETTINGS)
 
 
 @pytest.fixture

@@ -125,17 +125,24 @@ async def test_seats_need_seats_read(client: httpx.AsyncClient, directory: Direc
     assert (await client.get("/api/v1/seats", headers=manager.headers)).status_code == 200
 
 
+DEFAULT_SETTINGS = {
+    "name": "My Workspace",
+    "seat_limit": None,
+    "session_idle_minutes": 480,
+    "session_max_hours": 168,
+}
+
+
 async def test_settings_read_update_validate_and_audit(
     client: httpx.AsyncClient, owner: Account, directory: Directory
 ) -> None:
-    assert (await client.get("/api/v1/settings", headers=owner.headers)).json() == {
-        "name": "My Workspace",
-        "seat_limit": None,
-    }
+    assert (await client.get("/api/v1/settings", headers=owner.headers)).json() == (
+        DEFAULT_SETTINGS
+    )
     renamed = await client.patch(
         "/api/v1/settings", json={"name": "  Acme Corp "}, headers=owner.headers
     )
-    assert renamed.json() == {"name": "Acme Corp", "seat_limit": None}
+    assert renamed.json() == {**DEFAULT_SETTINGS, "name": "Acme Corp"}
     for body, field in [
         ({"name": ""}, "name"),
         ({"name": None}, "name"),

@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(
         10, ge=1, description="Connections kept per process (PostgreSQL)."
     )
+    cookie_secure: bool = Field(
+        True,
+        description="Mark the session cookie Secure (HTTPS only). Browsers accept Secure "
+        "cookies from http://localhost; set false to sign in over plain HTTP elsewhere.",
+    )
     bootstrap_owner_username: str = Field(
         "admin", description="Username of the owner `serve` creates on an empty database."
     )

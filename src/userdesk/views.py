@@ -71,6 +71,10 @@ class UserView(BaseModel):
         )
 
 
+class SignedInView(BaseModel):
+    user: UserView
+
+
 class UserCounts(BaseModel):
     all: int
     pending: int
@@ -127,10 +131,17 @@ class SeatsView(BaseModel):
 class SettingsView(BaseModel):
     name: str
     seat_limit: int | None
+    session_idle_minutes: int
+    session_max_hours: int
 
     @classmethod
     def of(cls, workspace: Workspace) -> SettingsView:
-        return cls(name=workspace.name, seat_limit=workspace.seat_limit)
+        return cls(
+            name=workspace.name,
+            seat_limit=workspace.seat_limit,
+            session_idle_minutes=workspace.session_idle_minutes,
+            session_max_hours=workspace.session_max_hours,
+        )
 
 
 class AuditActor(BaseModel):

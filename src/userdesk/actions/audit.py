@@ -25,6 +25,9 @@ class AuditEvent(StrEnum):
     SETTINGS_UPDATED = "settings.updated"
     TOKEN_CREATED = "token.created"
     TOKEN_REVOKED = "token.revoked"
+    SIGNED_IN = "auth.signed_in"
+    SIGN_IN_FAILED = "auth.sign_in_failed"
+    SIGNED_OUT = "auth.signed_out"
 
 
 # Never written to the audit log, whatever an action passes: only the fact of a change is kept.

@@ -252,6 +252,11 @@ class UserUpdate(ProfileFields):
         return _not_null(value)
 
 
+class SignIn(_Input):
+    login: Annotated[str, BeforeValidator(_text), _length(1, 320)]
+    password: Annotated[str, _length(1, 1024)]
+
+
 class RoleCreate(_Input):
     name: RoleName
     description: Description = ""
@@ -272,8 +277,10 @@ class RoleUpdate(_Input):
 class SettingsUpdate(_Input):
     name: Name | None = None
     seat_limit: Annotated[int, Field(ge=0, le=100_000_000)] | None = None
+    session_idle_minutes: Annotated[int, Field(ge=5, le=60 * 24 * 30)] | None = None
+    session_max_hours: Annotated[int, Field(ge=1, le=24 * 365)] | None = None
 
-    @field_validator("name", mode="before")
+    @field_validator("name", "session_idle_minutes", "session_max_hours", mode="before")
     @classmethod
     def _name_not_null(cls, value: Any) -> Any:
         return _not_null(value)

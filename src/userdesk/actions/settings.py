@@ -12,9 +12,15 @@ from userdesk.errors import Conflict
 from userdesk.models import Workspace
 from userdesk.security.permissions import Permission
 
+SESSION_FIELDS = ("session_idle_minutes", "session_max_hours")
+
 
 def _fields(workspace: Workspace) -> dict[str, object]:
-    return {"name": workspace.name, "seat_limit": workspace.seat_limit}
+    return {
+        "name": workspace.name,
+        "seat_limit": workspace.seat_limit,
+        **{field: getattr(workspace, field) for field in SESSION_FIELDS},
+    }
 
 
 async def update_settings(
@@ -36,6 +42,9 @@ async def update_settings(
         workspace.seat_limit = data.seat_limit
     if "name" in fields and data.name is not None:
         workspace.name = data.name
+    for field in SESSION_FIELDS:
+        if field in fields:
+            setattr(workspace, field, getattr(data, field))
     changes = diff(before, _fields(workspace))
     if changes:
         await session.flush()

@@ -30,7 +30,15 @@ from userdesk.actions.rules import (
     roles_named,
 )
 from userdesk.errors import Conflict, Duplicate, PermissionDenied
-from userdesk.models import ApiToken, AvatarImage, AvatarKind, User, UserStatus, UserType
+from userdesk.models import (
+    ApiToken,
+    AvatarImage,
+    AvatarKind,
+    LoginSession,
+    User,
+    UserStatus,
+    UserType,
+)
 from userdesk.queries.users import owner_exists
 from userdesk.security.images import normalise_avatar
 from userdesk.security.permissions import DEFAULT_BOT_ROLE, DEFAULT_HUMAN_ROLE, OWNER, Permission
@@ -178,7 +186,7 @@ async def _create(
         email_verified=data.email_verified,
         voip_extension=data.voip_extension,
         require_password_change=data.require_password_change,
-        password_hash=services.passwords.hash(data.password) if data.password else None,
+        password_hash=await services.passwords.hash(data.password) if data.password else None,
         avatar_kind=AvatarKind.INITIALS,
         created_at=now,
         updated_at=now,
@@ -242,7 +250,7 @@ async def update_user(
     await _ensure_unique(session, user, fields, exclude_id=user.id)
     if "password" in fields:
         assert data.password is not None
-        user.password_hash = services_of(session).passwords.hash(data.password)
+        user.password_hash = await services_of(session).passwords.hash(data.password)
     if "require_password_change" in fields:
         user.require_password_change = bool(data.require_password_change)
     if "avatar_url" in fields:
@@ -337,6 +345,11 @@ async def deactivate_user(session: AsyncSession, *, actor: Actor, user_id: str) 
     await session.execute(
         update(ApiToken)
         .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    await session.execute(
+        update(LoginSession)
+        .where(LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None))
         .values(revoked_at=now)
     )
     await _record(

@@ -12,7 +12,7 @@ from userdesk import __version__
 from userdesk.config import Settings
 from userdesk.db import Database
 from userdesk.http import problems
-from userdesk.http.api import avatars, roles, users, workspace
+from userdesk.http.api import auth, avatars, roles, users, workspace
 from userdesk.http.deps import DatabaseDep
 from userdesk.http.limits import RequestLimits
 from userdesk.services import Services
@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.settings = settings
     problems.install(app)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
-    for module in (users, avatars, roles, workspace):
+    for module in (auth, users, avatars, roles, workspace):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"])

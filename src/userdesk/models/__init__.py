@@ -4,6 +4,7 @@ from userdesk.models.audit import AuditEntry
 from userdesk.models.avatars import AvatarImage
 from userdesk.models.base import Base
 from userdesk.models.outbox import OutboxMessage
+from userdesk.models.sessions import LoginSession
 from userdesk.models.tokens import ApiToken
 from userdesk.models.users import AvatarKind, Role, User, UserStatus, UserType, user_roles
 from userdesk.models.workspace import WORKSPACE_ID, UserCount, Workspace
@@ -15,6 +16,7 @@ __all__ = [
     "AvatarImage",
     "AvatarKind",
     "Base",
+    "LoginSession",
     "OutboxMessage",
     "Role",
     "User",

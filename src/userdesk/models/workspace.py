@@ -19,6 +19,9 @@ class Workspace(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
     seat_limit: Mapped[int | None] = mapped_column(Integer)
+    # A session ends after this long without a request, and this long after sign-in at most.
+    session_idle_minutes: Mapped[int] = mapped_column(Integer, default=480)
+    session_max_hours: Mapped[int] = mapped_column(Integer, default=168)
 
     __table_args__ = (
         CheckConstraint(f"id = {WORKSPACE_ID}", name="single_row"),

@@ -1,6 +1,8 @@
-"""Who is calling: a bearer token resolved to an Actor."""
+"""Who is calling: a bearer token or a session cookie, resolved to an Actor."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -8,7 +10,7 @@ from sqlalchemy.orm import selectinload
 
 from userdesk.actions.context import Actor
 from userdesk.actions.rules import permissions_of
-from userdesk.models import ApiToken, User, UserStatus
+from userdesk.models import WORKSPACE_ID, ApiToken, LoginSession, User, UserStatus, Workspace
 from userdesk.security.randomness import token_digest
 from userdesk.services import services_of
 
@@ -33,7 +35,11 @@ async def actor_for_token(
         return None
     if user.status is UserStatus.DEACTIVATED:
         return None
-    actor = Actor(
+    return _actor(user, ip, user_agent), api_token
+
+
+def _actor(user: User, ip: str | None, user_agent: str | None) -> Actor:
+    return Actor(
         user_id=user.id,
         public_id=user.public_id,
         name=user.username,
@@ -41,4 +47,30 @@ async def actor_for_token(
         ip=ip,
         user_agent=user_agent,
     )
-    return actor, api_token
+
+
+async def actor_for_session(
+    session: AsyncSession, secret: str, *, ip: str | None, user_agent: str | None
+) -> tuple[Actor, LoginSession] | None:
+    """The actor behind an open session cookie: not revoked, not past its absolute expiry,
+    used within the workspace's idle timeout, of a user who is not deactivated."""
+    row = (
+        await session.execute(
+            select(LoginSession, User, Workspace.session_idle_minutes)
+            .join(User, User.id == LoginSession.user_id)
+            .join(Workspace, Workspace.id == WORKSPACE_ID)
+            .where(LoginSession.digest == token_digest(secret), LoginSession.revoked_at.is_(None))
+            .options(selectinload(User.roles))
+        )
+    ).first()
+    if row is None:
+        return None
+    login_session, user, idle_minutes = row
+    now = services_of(session).clock.now()
+    if now >= login_session.expires_at or now - login_session.last_seen_at >= timedelta(
+        minutes=idle_minutes
+    ):
+        return None
+    if user.status is UserStatus.DEACTIVATED:
+        return None
+    return _actor(user, ip, user_agent), login_session

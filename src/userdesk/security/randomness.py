@@ -9,11 +9,13 @@ import uuid
 from typing import Protocol
 
 TOKEN_PREFIX = "udt_"
+SESSION_PREFIX = "uds_"
 _PASSWORD_ALPHABET = string.ascii_letters + string.digits + "-_.!@#%+="
 
 
 class Randomness(Protocol):
     def token(self) -> str: ...
+    def session_secret(self) -> str: ...
     def password(self) -> str: ...
     def public_id(self) -> str: ...
 
@@ -21,6 +23,9 @@ class Randomness(Protocol):
 class SystemRandomness:
     def token(self) -> str:
         return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+    def session_secret(self) -> str:
+        return SESSION_PREFIX + secrets.token_urlsafe(32)
 
     def password(self) -> str:
         return "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(20))
@@ -30,5 +35,6 @@ class SystemRandomness:
 
 
 def token_digest(token: str) -> str:
-    """Tokens carry 256 bits of entropy, so one SHA-256 pass is a safe at-rest form (no KDF)."""
+    """Tokens and session secrets carry 256 bits of entropy, so one SHA-256 pass is a safe
+    at-rest form (no KDF needed)."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()

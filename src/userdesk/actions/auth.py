@@ -1,0 +1,151 @@
+"""Signing in and out with a password: server-side sessions behind a random cookie secret."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from userdesk.actions import seats
+from userdesk.actions.audit import AuditEvent, record
+from userdesk.actions.context import Actor
+from userdesk.actions.inputs import SignIn, email_key, fold
+from userdesk.actions.rules import lock_user
+from userdesk.models import LoginSession, User, UserStatus
+from userdesk.queries.workspace import get_workspace
+from userdesk.security.randomness import token_digest
+from userdesk.services import services_of
+
+FAILED = "wrong username, email or password"
+
+
+@dataclass(frozen=True)
+class SignInResult:
+    """`user` and `secret` (the cookie value, shown once) on success; `refusal` otherwise.
+
+    A refusal is an answer, not an exception, so the transaction that records it in the audit
+    log still commits."""
+
+    user: User | None = None
+    secret: str | None = None
+    refusal: str | None = None
+
+
+async def sign_in(
+    session: AsyncSession, *, data: SignIn, ip: str | None, user_agent: str | None
+) -> SignInResult:
+    services = services_of(session)
+    # Usernames cannot contain "@", so a login names at most one user.
+    found = (
+        await session.execute(
+            select(User.public_id, User.status).where(
+                or_(User.username_key == fold(data.login), User.email_key == email_key(data.login))
+            )
+        )
+    ).first()
+    if found is not None and found.status is UserStatus.PENDING:
+        # The first sign-in moves the user between counters: workspace lock first, as always.
+        await seats.lock_workspace(session)
+    user = await lock_user(session, found.public_id) if found is not None else None
+    attempt = Actor(
+        user_id=user.id if user else None,
+        public_id=user.public_id if user else None,
+        name=user.username if user else "anonymous",
+        permissions=frozenset(),
+        ip=ip,
+        user_agent=user_agent,
+    )
+    # Unknown users are checked against a decoy hash: the refusal takes as long either way.
+    if user is None or not await services.passwords.verify(user.password_hash, data.password):
+        if user is not None:
+            await record(
+                session,
+                actor=attempt,
+                event=AuditEvent.SIGN_IN_FAILED,
+                target_type="user",
+                target_id=user.public_id,
+                target_name=user.username,
+                changes={"reason": {"before": None, "after": "wrong password"}},
+            )
+        return SignInResult(refusal=FAILED)
+    if user.status is UserStatus.DEACTIVATED:
+        await record(
+            session,
+            actor=attempt,
+            event=AuditEvent.SIGN_IN_FAILED,
+            target_type="user",
+            target_id=user.public_id,
+            target_name=user.username,
+            changes={"reason": {"before": None, "after": "deactivated"}},
+        )
+        return SignInResult(refusal="this account is deactivated; ask an administrator")
+
+    now = services.clock.now()
+    assert user.password_hash is not None
+    if services.passwords.needs_rehash(user.password_hash):
+        user.password_hash = await services.passwords.hash(data.password)
+    changes = {"last_login_at": {"before": _iso(user.last_login_at), "after": now.isoformat()}}
+    if user.status is UserStatus.PENDING:
+        await seats.move(session, user.type, UserStatus.PENDING, UserStatus.ACTIVE)
+        user.status = UserStatus.ACTIVE
+        changes["status"] = {"before": UserStatus.PENDING.value, "after": UserStatus.ACTIVE.value}
+    user.last_login_at = now
+    workspace = await get_workspace(session)
+    secret = services.randomness.session_secret()
+    session.add(
+        LoginSession(
+            public_id=services.randomness.public_id(),
+            user_id=user.id,
+            digest=token_digest(secret),
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + timedelta(hours=workspace.session_max_hours),
+            ip=ip,
+            user_agent=user_agent[:500] if user_agent else None,
+        )
+    )
+    await session.flush()
+    await record(
+        session,
+        actor=attempt,
+        event=AuditEvent.SIGNED_IN,
+        target_type="user",
+        target_id=user.public_id,
+        target_name=user.username,
+        changes=changes,
+    )
+    return SignInResult(user=user, secret=secret)
+
+
+async def sign_out(session: AsyncSession, *, actor: Actor, secret: str) -> None:
+    """End the session behind this cookie secret, if it is the actor's and still open."""
+    login_session = await session.scalar(
+        select(LoginSession)
+        .where(LoginSession.digest == token_digest(secret), LoginSession.revoked_at.is_(None))
+        .with_for_update()
+    )
+    if login_session is None or login_session.user_id != actor.user_id:
+        return
+    login_session.revoked_at = services_of(session).clock.now()
+    await record(
+        session,
+        actor=actor,
+        event=AuditEvent.SIGNED_OUT,
+        target_type="user",
+        target_id=actor.public_id,
+        target_name=actor.name,
+        changes={"session": {"before": login_session.public_id, "after": None}},
+    )
+
+
+async def note_session_use(session: AsyncSession, *, session_id: int, at: datetime) -> None:
+    """Keep the session alive; called at most once a minute per session."""
+    login_session = await session.get(LoginSession, session_id)
+    if login_session is not None:
+        login_session.last_seen_at = at
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,190 @@
+"""Signing in with a password: the session cookie, /me, logout, timeouts, first sign-in."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Account, Directory, ShiftableClock
+from userdesk.config import Settings
+from userdesk.db import Database
+
+PASSWORD = "a long enough passphrase"
+
+
+async def _login(client: httpx.AsyncClient, login: str, password: str = PASSWORD) -> httpx.Response:
+    return await client.post("/api/v1/auth/login", json={"login": login, "password": password})
+
+
+async def _audit(client: httpx.AsyncClient, owner: Account, **params: str) -> list[dict[str, Any]]:
+    response = await client.get("/api/v1/audit", params=params, headers=owner.headers)
+    return response.json()["items"]
+
+
+async def test_first_sign_in_activates_sets_the_cookie_and_me_answers(
+    client: httpx.AsyncClient, owner: Account, directory: Directory
+) -> None:
+    user = await directory.create("sia", password=PASSWORD)
+    assert user["status"] == "pending"
+    seats_before = (await client.get("/api/v1/seats", headers=owner.headers)).json()
+    response = await _login(client, "SIA@example.com")
+    assert response.status_code == 200, response.text
+    assert response.json()["user"]["id"] == user["id"]
+    assert response.json()["user"]["status"] == "active"
+    assert response.json()["user"]["last_login_at"] is not None
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith("userdesk_session=uds_")
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie
+    me = await client.get("/api/v1/me")
+    assert me.status_code == 200
+    assert me.json()["username"] == "sia"
+    assert (await client.get("/api/v1/seats", headers=owner.headers)).json() == seats_before
+    listing = (await client.get("/api/v1/users", headers=owner.headers)).json()["counts"]
+    assert (listing["pending"], listing["active"]) == (0, 2)
+    [entry] = await _audit(client, owner, action="auth.signed_in")
+    assert entry["target"]["id"] == user["id"]
+    assert entry["changes"]["status"] == {"before": "pending", "after": "active"}
+    assert PASSWORD not in str(entry)
+
+
+async def test_the_session_cookie_is_marked_secure_by_default(
+    database: Database, database_url: str, directory: Directory
+) -> None:
+    from userdesk.http.app import create_app
+
+    await directory.create("sec", password=PASSWORD)
+    app = create_app(Settings(database_url=database_url), database=database)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="https://userdesk.test"
+    ) as https:
+        response = await _login(https, "sec")
+        assert "Secure" in response.headers["set-cookie"]
+
+
+async def test_unknown_user_and_wrong_password_get_the_same_answer(
+    client: httpx.AsyncClient, owner: Account, directory: Directory
+) -> None:
+    await directory.create("wendy", password=PASSWORD)
+    wrong = await _login(client, "wendy", "not the passphrase")
+    unknown = await _login(client, "nobody", "not the passphrase")
+    no_password = await _login(client, (await directory.create("nopw"))["username"], "x")
+    for response in (wrong, unknown, no_password):
+        assert response.status_code == 401
+        assert response.json()["detail"] == "wrong username, email or password"
+        assert "set-cookie" not in response.headers
+    assert (await client.get("/api/v1/me")).status_code == 401
+    failures = await _audit(client, owner, action="auth.sign_in_failed")
+    assert {e["target"]["name"] for e in failures} == {"wendy", "nopw"}
+    assert "not the passphrase" not in str(failures)
+
+
+async def test_bad_sign_in_bodies_are_422(client: httpx.AsyncClient) -> None:
+    for body in ({}, {"login": "x"}, {"login": "", "password": "p"}, {"login": 5, "password": []}):
+        response = await client.post("/api/v1/auth/login", json=body)
+        assert response.status_code == 422, body
+
+
+async def test_logout_ends_the_session(client: httpx.AsyncClient, directory: Directory) -> None:
+    await directory.create("leo", password=PASSWORD)
+    await _login(client, "leo")
+    cookie = client.cookies.get("userdesk_session")
+    out = await client.post("/api/v1/auth/logout")
+    assert out.status_code == 204
+    assert (await client.get("/api/v1/me")).status_code == 401
+    client.cookies.set("userdesk_session", cookie)  # a copy kept by an attacker
+    assert (await client.get("/api/v1/me")).status_code == 401
+
+
+async def test_deactivation_ends_sessions_and_deactivated_users_cannot_sign_in(
+    client: httpx.AsyncClient, owner: Account, directory: Directory
+) -> None:
+    user = await directory.create("dee", password=PASSWORD)
+    await _login(client, "dee")
+    assert (await client.get("/api/v1/me")).status_code == 200
+    await client.post(f"/api/v1/users/{user['id']}/deactivate", headers=owner.headers)
+    assert (await client.get("/api/v1/me")).status_code == 401
+    refused = await _login(client, "dee")
+    assert refused.status_code == 401
+    assert "deactivated" in refused.json()["detail"]
+
+
+async def test_sessions_end_after_the_idle_and_the_absolute_timeout(
+    client: httpx.AsyncClient, owner: Account, directory: Directory, clock: ShiftableClock
+) -> None:
+    await client.patch(
+        "/api/v1/settings",
+        json={"session_idle_minutes": 30, "session_max_hours": 2},
+        headers=owner.headers,
+    )
+    await directory.create("tim", password=PASSWORD)
+    await _login(client, "tim")
+    for _ in range(5):  # active use keeps it alive past the idle timeout...
+        clock.advance(timedelta(minutes=20))
+        assert (await client.get("/api/v1/me")).status_code == 200
+    clock.advance(timedelta(minutes=31))  # ...idleness ends it
+    assert (await client.get("/api/v1/me")).status_code == 401
+
+    await _login(client, "tim")
+    for _ in range(5):
+        clock.advance(timedelta(minutes=20))
+        assert (await client.get("/api/v1/me")).status_code == 200
+    clock.advance(timedelta(minutes=21))  # 2 h 1 min after sign-in, however active
+    assert (await client.get("/api/v1/me")).status_code == 401
+
+
+async def test_a_cookie_session_refuses_cross_site_changes(
+    client: httpx.AsyncClient, owner: Account, directory: Directory
+) -> None:
+    await client.put(
+        f"/api/v1/users/{(await directory.create('ada', password=PASSWORD))['id']}/roles",
+        json={"roles": ["admin"]},
+        headers=owner.headers,
+    )
+    await _login(client, "ada")
+    body = {"name": "Evil", "username": "evil", "email": "evil@example.com"}
+    forged = await client.post(
+        "/api/v1/users", json=body, headers={"origin": "https://attacker.example"}
+    )
+    assert forged.status_code == 403
+    same_site = await client.post(
+        "/api/v1/users", json=body, headers={"origin": "http://userdesk.test"}
+    )
+    assert same_site.status_code == 201, same_site.text
+
+
+async def test_hashes_are_upgraded_at_sign_in_when_parameters_change(
+    client: httpx.AsyncClient, directory: Directory, database: Database
+) -> None:
+    from sqlalchemy import select
+
+    from userdesk.models import User
+    from userdesk.security.passwords import Passwords
+
+    user = await directory.create("rae", password=PASSWORD)
+
+    async def stored() -> str:
+        async with database.reader() as session:
+            return await session.scalar(
+                select(User.password_hash).where(User.public_id == user["id"])
+            )
+
+    before = await stored()
+    stronger = Passwords(Settings(argon2_time_cost=2, argon2_memory_kib=16, argon2_parallelism=1))
+    object.__setattr__(database.services, "passwords", stronger)
+    assert (await _login(client, "rae")).status_code == 200
+    after = await stored()
+    assert after != before and "t=2" in after and "m=16" in after
+    assert (await _login(client, "rae")).status_code == 200
+
+
+@pytest.mark.parametrize("header", ["Basic abc", "Bearer "])
+async def test_a_malformed_authorization_header_is_401_even_with_a_cookie(
+    client: httpx.AsyncClient, directory: Directory, header: str
+) -> None:
+    await directory.create("hal", password=PASSWORD)
+    await _login(client, "hal")
+    response = await client.get("/api/v1/me", headers={"authorization": header})
+    assert response.status_code == 401
