@@ -188,3 +188,76 @@ async def test_a_malformed_authorization_header_is_401_even_with_a_cookie(
     await _login(client, "hal")
     response = await client.get("/api/v1/me", headers={"authorization": header})
     assert response.status_code == 401
+
+
+async def test_a_required_password_change_blocks_everything_else_until_done(
+    client: httpx.AsyncClient, owner: Account, directory: Directory
+) -> None:
+    user = await directory.create(
+        "rita", password=PASSWORD, roles=["admin"], require_password_change=True
+    )
+    await _login(client, "rita")
+    blocked = await client.get("/api/v1/users")
+    assert blocked.status_code == 403
+    assert blocked.json()["code"] == "password_change_required"
+    assert (await client.get("/api/v1/me")).json()["require_password_change"] is True
+    wrong = await client.post(
+        "/api/v1/me/password",
+        json={"current_password": "guess", "new_password": "a brand new passphrase"},
+    )
+    assert wrong.status_code == 422
+    assert wrong.json()["errors"][0]["field"] == "current_password"
+    same = await client.post(
+        "/api/v1/me/password", json={"current_password": PASSWORD, "new_password": PASSWORD}
+    )
+    assert same.status_code == 422
+    assert same.json()["errors"][0]["field"] == "new_password"
+    changed = await client.post(
+        "/api/v1/me/password",
+        json={"current_password": PASSWORD, "new_password": "a brand new passphrase"},
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["require_password_change"] is False
+    assert (await client.get("/api/v1/users")).status_code == 200
+    entries = await _audit(client, owner, target=user["id"], action="user.password_changed")
+    assert len(entries) == 1 and "passphrase" not in str(entries)
+    client.cookies.clear()
+    assert (await _login(client, "rita")).status_code == 401
+    assert (await _login(client, "rita", "a brand new passphrase")).status_code == 200
+
+
+async def test_sessions_are_listed_and_revoked_by_their_user_and_by_admins(
+    client: httpx.AsyncClient, owner: Account, directory: Directory, database: Database
+) -> None:
+    user = await directory.create("sam", password=PASSWORD)
+    await _login(client, "sam")
+    phone = await client.post(
+        "/api/v1/auth/login",
+        json={"login": "sam", "password": PASSWORD},
+        headers={"user-agent": "phone"},
+    )
+    laptop_cookie = client.cookies.get("userdesk_session")
+    assert phone.status_code == 200
+    mine = (await client.get("/api/v1/me/sessions")).json()["items"]
+    assert [s["user_agent"] for s in mine] == ["phone", "pytest"]
+    assert [s["current"] for s in mine] == [True, False]
+    assert mine[0]["ip"] == "203.0.113.7"
+
+    # Ending the other one from here.
+    assert (await client.delete(f"/api/v1/me/sessions/{mine[1]['id']}")).status_code == 204
+    assert (await client.delete(f"/api/v1/me/sessions/{mine[1]['id']}")).status_code == 404
+    assert len((await client.get("/api/v1/me/sessions")).json()["items"]) == 1
+
+    # An admin sees and ends them; a plain user may not look at someone else's.
+    seen = await client.get(f"/api/v1/users/{user['id']}/sessions", headers=owner.headers)
+    assert [s["user_agent"] for s in seen.json()["items"]] == ["phone"]
+    member = await directory.account("nosy", roles=["user"])
+    peek = await client.get(f"/api/v1/users/{user['id']}/sessions", headers=member.headers)
+    assert peek.status_code == 403
+    ended = await client.delete(f"/api/v1/users/{user['id']}/sessions", headers=owner.headers)
+    assert ended.status_code == 204
+    assert (await client.get("/api/v1/me")).status_code == 401
+    client.cookies.set("userdesk_session", laptop_cookie or "")
+    assert (await client.get("/api/v1/me")).status_code == 401
+    actions = [e["action"] for e in await _audit(client, owner, target=user["id"])]
+    assert actions.count("user.sessions_revoked") == 2

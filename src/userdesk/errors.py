@@ -40,6 +40,10 @@ class PermissionDenied(DomainError):
         self.permission = permission
 
 
+class PasswordChangeRequired(PermissionDenied):
+    code = "password_change_required"
+
+
 class Conflict(DomainError):
     code = "conflict"
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from userdesk.models import ApiToken, AuditEntry, Role, User, Workspace
+from userdesk.models import ApiToken, AuditEntry, LoginSession, Role, User, Workspace
 from userdesk.queries.users import UserPage
 from userdesk.queries.workspace import Seats
 
@@ -73,6 +73,32 @@ class UserView(BaseModel):
 
 class SignedInView(BaseModel):
     user: UserView
+
+
+class SessionView(BaseModel):
+    id: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    ip: str | None
+    user_agent: str | None
+    current: bool
+
+    @classmethod
+    def of(cls, login_session: LoginSession, *, current_digest: str | None) -> SessionView:
+        return cls(
+            id=login_session.public_id,
+            created_at=login_session.created_at,
+            last_seen_at=login_session.last_seen_at,
+            expires_at=login_session.expires_at,
+            ip=login_session.ip,
+            user_agent=login_session.user_agent,
+            current=login_session.digest == current_digest,
+        )
+
+
+class SessionListView(BaseModel):
+    items: list[SessionView]
 
 
 class UserCounts(BaseModel):

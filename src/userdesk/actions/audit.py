@@ -28,6 +28,8 @@ class AuditEvent(StrEnum):
     SIGNED_IN = "auth.signed_in"
     SIGN_IN_FAILED = "auth.sign_in_failed"
     SIGNED_OUT = "auth.signed_out"
+    PASSWORD_CHANGED = "user.password_changed"
+    SESSIONS_REVOKED = "user.sessions_revoked"
 
 
 # Never written to the audit log, whatever an action passes: only the fact of a change is kept.

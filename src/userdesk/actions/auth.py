@@ -5,16 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from userdesk.actions import seats
 from userdesk.actions.audit import AuditEvent, record
 from userdesk.actions.context import Actor
-from userdesk.actions.inputs import SignIn, email_key, fold
-from userdesk.actions.rules import lock_user
+from userdesk.actions.inputs import PasswordChange, SignIn, email_key, fold
+from userdesk.actions.rules import ensure_can_act_on, lock_user
+from userdesk.errors import InvalidInput, NotFound, PermissionDenied
 from userdesk.models import LoginSession, User, UserStatus
 from userdesk.queries.workspace import get_workspace
+from userdesk.security.permissions import Permission
 from userdesk.security.randomness import token_digest
 from userdesk.services import services_of
 
@@ -149,3 +151,70 @@ async def note_session_use(session: AsyncSession, *, session_id: int, at: dateti
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+async def change_own_password(
+    session: AsyncSession, *, actor: Actor, data: PasswordChange, current_secret: str | None
+) -> User:
+    """With the current password; ends every other session of the user, keeps this one."""
+    if actor.public_id is None:
+        raise PermissionDenied("only a signed-in user has a password of their own")
+    services = services_of(session)
+    user = await lock_user(session, actor.public_id)
+    if not await services.passwords.verify(user.password_hash, data.current_password):
+        raise InvalidInput.one("current_password", "wrong_password", "is not your password")
+    if data.new_password == data.current_password:
+        raise InvalidInput.one("new_password", "unchanged", "must differ from the current password")
+    now = services.clock.now()
+    user.password_hash = await services.passwords.hash(data.new_password)
+    user.require_password_change = False
+    user.updated_at = now
+    others = [LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None)]
+    if current_secret:
+        others.append(LoginSession.digest != token_digest(current_secret))
+    await session.execute(update(LoginSession).where(*others).values(revoked_at=now))
+    await record(
+        session,
+        actor=actor,
+        event=AuditEvent.PASSWORD_CHANGED,
+        target_type="user",
+        target_id=user.public_id,
+        target_name=user.username,
+        changes={"password": {"changed": True}, "require_password_change": {"after": False}},
+    )
+    return user
+
+
+async def _session_owner(session: AsyncSession, actor: Actor, user_id: str) -> User:
+    """Oneself, or anyone one may reset credentials of and does not outrank one."""
+    if actor.public_id != user_id:
+        actor.require(Permission.USERS_RESET_CREDENTIALS)
+    user = await lock_user(session, user_id)
+    ensure_can_act_on(actor, user, doing="managing the sessions of")
+    return user
+
+
+async def revoke_sessions(
+    session: AsyncSession, *, actor: Actor, user_id: str, session_id: str | None = None
+) -> int:
+    """End one session of the user (by id) or all of them; returns how many ended."""
+    user = await _session_owner(session, actor, user_id)
+    conditions = [LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None)]
+    if session_id is not None:
+        conditions.append(LoginSession.public_id == session_id)
+    ended = await session.execute(
+        update(LoginSession).where(*conditions).values(revoked_at=services_of(session).clock.now())
+    )
+    count = int(getattr(ended, "rowcount", 0) or 0)
+    if session_id is not None and count == 0:
+        raise NotFound(f"no open session with id {session_id}")
+    await record(
+        session,
+        actor=actor,
+        event=AuditEvent.SESSIONS_REVOKED,
+        target_type="user",
+        target_id=user.public_id,
+        target_name=user.username,
+        changes={"sessions": {"before": count, "after": 0}},
+    )
+    return count

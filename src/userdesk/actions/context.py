@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from userdesk.errors import PermissionDenied
+from userdesk.errors import PasswordChangeRequired, PermissionDenied
 from userdesk.security.permissions import ALL_PERMISSIONS, Permission
 
 
@@ -19,6 +19,9 @@ class Actor:
     permissions: frozenset[str]
     ip: str | None = None
     user_agent: str | None = None
+    # Signed in with a password that must be changed: until it is, every permission check
+    # refuses (changing the password, reading oneself and signing out need none).
+    must_change_password: bool = False
 
     @classmethod
     def system(cls, name: str = "system") -> Actor:
@@ -30,9 +33,14 @@ class Actor:
         return self.user_id is None
 
     def has(self, permission: Permission) -> bool:
-        return permission in self.permissions
+        return permission in self.permissions and not self.must_change_password
+
+    def _ensure_password_current(self) -> None:
+        if self.must_change_password:
+            raise PasswordChangeRequired("change your password first (POST /api/v1/me/password)")
 
     def require(self, permission: Permission) -> None:
+        self._ensure_password_current()
         if permission not in self.permissions:
             raise PermissionDenied(
                 f"this needs the permission {permission.value}", permission=permission.value
@@ -40,6 +48,7 @@ class Actor:
 
     def require_all(self, permissions: Iterable[str], *, doing: str) -> None:
         """Nobody grants, or acts on, more than they hold."""
+        self._ensure_password_current()
         # Name owners.manage first when it is missing: it is what separates owners from admins.
         missing = sorted(
             set(permissions) - self.permissions,

@@ -257,6 +257,11 @@ class SignIn(_Input):
     password: Annotated[str, _length(1, 1024)]
 
 
+class PasswordChange(_Input):
+    current_password: Annotated[str, _length(1, 1024)]
+    new_password: Password
+
+
 class RoleCreate(_Input):
     name: RoleName
     description: Description = ""

@@ -38,7 +38,9 @@ async def actor_for_token(
     return _actor(user, ip, user_agent), api_token
 
 
-def _actor(user: User, ip: str | None, user_agent: str | None) -> Actor:
+def _actor(
+    user: User, ip: str | None, user_agent: str | None, *, by_password: bool = False
+) -> Actor:
     return Actor(
         user_id=user.id,
         public_id=user.public_id,
@@ -46,6 +48,7 @@ def _actor(user: User, ip: str | None, user_agent: str | None) -> Actor:
         permissions=permissions_of(user.roles),
         ip=ip,
         user_agent=user_agent,
+        must_change_password=by_password and user.require_password_change,
     )
 
 
@@ -73,4 +76,4 @@ async def actor_for_session(
         return None
     if user.status is UserStatus.DEACTIVATED:
         return None
-    return _actor(user, ip, user_agent), login_session
+    return _actor(user, ip, user_agent, by_password=True), login_session
