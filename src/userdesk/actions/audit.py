@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from userdesk.actions.context import Actor
-from userdesk.models import AuditEntry
+from userdesk.models import AuditEntry, User
 from userdesk.services import services_of
 
 
@@ -74,4 +74,24 @@ async def record(
             ip=actor.ip,
             user_agent=actor.user_agent[:500] if actor.user_agent else None,
         )
+    )
+
+
+async def record_for_user(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    event: AuditEvent,
+    user: User,
+    changes: dict[str, Any],
+) -> None:
+    """An audit entry whose target is a user, named by their username at the time."""
+    await record(
+        session,
+        actor=actor,
+        event=event,
+        target_type="user",
+        target_id=user.public_id,
+        target_name=user.username,
+        changes=changes,
     )

@@ -9,7 +9,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from userdesk.actions import seats
-from userdesk.actions.audit import AuditEvent, record
+from userdesk.actions.audit import AuditEvent, record, record_for_user
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import PasswordChange, SignIn, email_key, fold
 from userdesk.actions.rules import ensure_can_act_on, lock_user
@@ -62,24 +62,20 @@ async def sign_in(
     # Unknown users are checked against a decoy hash: the refusal takes as long either way.
     if user is None or not await services.passwords.verify(user.password_hash, data.password):
         if user is not None:
-            await record(
+            await record_for_user(
                 session,
                 actor=attempt,
                 event=AuditEvent.SIGN_IN_FAILED,
-                target_type="user",
-                target_id=user.public_id,
-                target_name=user.username,
+                user=user,
                 changes={"reason": {"before": None, "after": "wrong password"}},
             )
         return SignInResult(refusal=FAILED)
     if user.status is UserStatus.DEACTIVATED:
-        await record(
+        await record_for_user(
             session,
             actor=attempt,
             event=AuditEvent.SIGN_IN_FAILED,
-            target_type="user",
-            target_id=user.public_id,
-            target_name=user.username,
+            user=user,
             changes={"reason": {"before": None, "after": "deactivated"}},
         )
         return SignInResult(refusal="this account is deactivated; ask an administrator")
@@ -109,13 +105,11 @@ async def sign_in(
         )
     )
     await session.flush()
-    await record(
+    await record_for_user(
         session,
         actor=attempt,
         event=AuditEvent.SIGNED_IN,
-        target_type="user",
-        target_id=user.public_id,
-        target_name=user.username,
+        user=user,
         changes=changes,
     )
     return SignInResult(user=user, secret=secret)
@@ -173,13 +167,11 @@ async def change_own_password(
     if current_secret:
         others.append(LoginSession.digest != token_digest(current_secret))
     await session.execute(update(LoginSession).where(*others).values(revoked_at=now))
-    await record(
+    await record_for_user(
         session,
         actor=actor,
         event=AuditEvent.PASSWORD_CHANGED,
-        target_type="user",
-        target_id=user.public_id,
-        target_name=user.username,
+        user=user,
         changes={"password": {"changed": True}, "require_password_change": {"after": False}},
     )
     return user
@@ -208,13 +200,11 @@ async def revoke_sessions(
     count = int(getattr(ended, "rowcount", 0) or 0)
     if session_id is not None and count == 0:
         raise NotFound(f"no open session with id {session_id}")
-    await record(
+    await record_for_user(
         session,
         actor=actor,
         event=AuditEvent.SESSIONS_REVOKED,
-        target_type="user",
-        target_id=user.public_id,
-        target_name=user.username,
+        user=user,
         changes={"sessions": {"before": count, "after": 0}},
     )
     return count

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from userdesk.actions.audit import AuditEvent, record
+from userdesk.actions.audit import AuditEvent, record_for_user
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import fold
 from userdesk.errors import InvalidInput, NotFound, PermissionDenied
@@ -68,13 +68,11 @@ async def create_token(
     )
     session.add(token)
     await session.flush()
-    await record(
+    await record_for_user(
         session,
         actor=actor,
         event=AuditEvent.TOKEN_CREATED,
-        target_type="user",
-        target_id=user.public_id,
-        target_name=user.username,
+        user=user,
         changes={"token": {"changed": True}, "token_name": {"before": None, "after": name}},
     )
     return token, secret
@@ -94,13 +92,11 @@ async def revoke_token(session: AsyncSession, *, actor: Actor, token_id: str) ->
     ensure_may_manage_tokens_of(actor, user)
     if token.revoked_at is None:
         token.revoked_at = services_of(session).clock.now()
-        await record(
+        await record_for_user(
             session,
             actor=actor,
             event=AuditEvent.TOKEN_REVOKED,
-            target_type="user",
-            target_id=user.public_id,
-            target_name=user.username,
+            user=user,
             changes={"token_name": {"before": token.name, "after": None}},
         )
     return token

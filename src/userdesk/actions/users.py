@@ -9,7 +9,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from userdesk.actions import seats
-from userdesk.actions.audit import AuditEvent, diff, record
+from userdesk.actions.audit import AuditEvent, diff, record_for_user
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import (
     SELF_SERVICE_FIELDS,
@@ -72,20 +72,6 @@ def snapshot(user: User) -> dict[str, Any]:
         value = getattr(user, field)
         values[field] = value.value if hasattr(value, "value") else value
     return values
-
-
-async def _record(
-    session: AsyncSession, actor: Actor, event: AuditEvent, user: User, changes: dict[str, Any]
-) -> None:
-    await record(
-        session,
-        actor=actor,
-        event=event,
-        target_type="user",
-        target_id=user.public_id,
-        target_name=user.username,
-        changes=changes,
-    )
 
 
 def search_text(name: str, username: str, email: str) -> str:
@@ -212,7 +198,9 @@ async def _create(
             to=user.email,
             context={"user_id": user.public_id, "name": user.name, "username": user.username},
         )
-    await _record(session, actor, AuditEvent.USER_CREATED, user, changes)
+    await record_for_user(
+        session, actor=actor, event=AuditEvent.USER_CREATED, user=user, changes=changes
+    )
     return user
 
 
@@ -263,7 +251,9 @@ async def update_user(
         return user
     user.updated_at = services_of(session).clock.now()
     await flush_unique(session)
-    await _record(session, actor, AuditEvent.USER_UPDATED, user, changes)
+    await record_for_user(
+        session, actor=actor, event=AuditEvent.USER_UPDATED, user=user, changes=changes
+    )
     return user
 
 
@@ -292,7 +282,9 @@ async def set_avatar_image(
     await session.flush()
     changes = diff(before, snapshot(user))
     changes["avatar_image"] = {"before": previous, "after": stored.digest}
-    await _record(session, actor, AuditEvent.USER_UPDATED, user, changes)
+    await record_for_user(
+        session, actor=actor, event=AuditEvent.USER_UPDATED, user=user, changes=changes
+    )
     return user
 
 
@@ -317,12 +309,12 @@ async def set_roles(session: AsyncSession, *, actor: Actor, user_id: str, roles:
     user.roles = new_roles
     user.updated_at = services_of(session).clock.now()
     await session.flush()
-    await _record(
+    await record_for_user(
         session,
-        actor,
-        AuditEvent.USER_ROLES_CHANGED,
-        user,
-        {"roles": {"before": before, "after": sorted(new_names)}},
+        actor=actor,
+        event=AuditEvent.USER_ROLES_CHANGED,
+        user=user,
+        changes={"roles": {"before": before, "after": sorted(new_names)}},
     )
     return user
 
@@ -352,12 +344,12 @@ async def deactivate_user(session: AsyncSession, *, actor: Actor, user_id: str) 
         .where(LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    await _record(
+    await record_for_user(
         session,
-        actor,
-        AuditEvent.USER_DEACTIVATED,
-        user,
-        {"status": {"before": before.value, "after": user.status.value}},
+        actor=actor,
+        event=AuditEvent.USER_DEACTIVATED,
+        user=user,
+        changes={"status": {"before": before.value, "after": user.status.value}},
     )
     return user
 
@@ -381,12 +373,12 @@ async def activate_user(session: AsyncSession, *, actor: Actor, user_id: str) ->
     user.deactivated_at = None
     user.updated_at = services_of(session).clock.now()
     await seats.move(session, user.type, UserStatus.DEACTIVATED, user.status)
-    await _record(
+    await record_for_user(
         session,
-        actor,
-        AuditEvent.USER_ACTIVATED,
-        user,
-        {"status": {"before": UserStatus.DEACTIVATED.value, "after": returning.value}},
+        actor=actor,
+        event=AuditEvent.USER_ACTIVATED,
+        user=user,
+        changes={"status": {"before": UserStatus.DEACTIVATED.value, "after": returning.value}},
     )
     return user
 
@@ -411,10 +403,10 @@ async def delete_user(session: AsyncSession, *, actor: Actor, user_id: str) -> N
     await seats.move(session, user.type, user.status, None)
     await session.delete(user)
     await session.flush()
-    await _record(
+    await record_for_user(
         session,
-        actor,
-        AuditEvent.USER_DELETED,
-        user,
-        {k: {"before": v, "after": None} for k, v in final.items()},
+        actor=actor,
+        event=AuditEvent.USER_DELETED,
+        user=user,
+        changes={k: {"before": v, "after": None} for k, v in final.items()},
     )
