@@ -34,6 +34,7 @@ from userdesk.db import Database
 from userdesk.http.app import create_app
 from userdesk.security.passwords import Passwords
 from userdesk.security.randomness import SystemRandomness
+from userdesk.security.sealing import Sealer
 from userdesk.services import Services
 
 POSTGRES_URL = os.environ.get("USERDESK_TEST_POSTGRES_URL")
@@ -68,6 +69,8 @@ def test_services(clock: ShiftableClock | None = None) -> Services:
         clock=clock or ShiftableClock(),
         randomness=SystemRandomness(),
         passwords=Passwords(Settings(**TEST_SETTINGS)),
+        sealer=Sealer("userdesk test key"),
+        public_url="http://userdesk.test",
     )
 
 

@@ -130,6 +130,20 @@ DEFAULT_SETTINGS = {
     "seat_limit": None,
     "session_idle_minutes": 480,
     "session_max_hours": 168,
+    "password_min_length": 12,
+    "password_max_length": 128,
+    "password_max_repeated": None,
+    "password_require_lowercase": False,
+    "password_require_uppercase": False,
+    "password_require_digit": False,
+    "password_require_symbol": False,
+    "password_reject_common": True,
+    "password_reject_personal": True,
+    "email_verification_required": False,
+    "two_factor_required_roles": [],
+    "lockout_threshold": 10,
+    "lockout_minutes": 15,
+    "ip_failure_limit": 100,
 }
 
 

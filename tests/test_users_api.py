@@ -99,7 +99,7 @@ async def test_welcome_email_is_queued_in_the_outbox_with_the_change(
         ({"timezone": "Mars/Olympus"}, "timezone", "timezone_unknown"),
         ({"voip_extension": "12a"}, "voip_extension", "voip_extension_format"),
         ({"avatar_url": "javascript:alert(1)"}, "avatar_url", "avatar_url_format"),
-        ({"password": "short"}, "password", "password_length"),
+        ({"password": "short"}, "password", "password_min_length"),
         ({"roles": []}, "roles", "too_short"),
         ({"roles": ["wizard"]}, "roles", "unknown_role"),
         ({"type": "robot"}, "type", "enum"),

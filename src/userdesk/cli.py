@@ -468,7 +468,8 @@ def users_delete(
 
 # --- settings ----------------------------------------------------------------------------
 
-SETTING_NAMES = ("name", "seat_limit")
+SETTING_NAMES = tuple(SettingsUpdate.model_fields)
+LIST_SETTINGS = ("two_factor_required_roles",)
 
 
 @settings_app.command("get")
@@ -493,15 +494,24 @@ def settings_get(
 
 @settings_app.command("set")
 def settings_set(
-    key: Annotated[str, typer.Argument(help="name or seat_limit.")],
-    value: Annotated[str, typer.Argument(help="The new value; 'none' clears seat_limit.")],
+    key: Annotated[str, typer.Argument(help="A setting's name, as `settings get` lists them.")],
+    value: Annotated[
+        str,
+        typer.Argument(
+            help="The new value: true/false, a number, 'none' to clear seat_limit or "
+            "password_max_repeated, a comma-separated list of roles for "
+            "two_factor_required_roles."
+        ),
+    ],
 ) -> None:
     """Change one workspace setting."""
     if key not in SETTING_NAMES:
         fail(f"unknown setting {key!r}; settings are {', '.join(SETTING_NAMES)}", 3)
     parsed: Any = value
-    if key == "seat_limit":
-        parsed = None if value.lower() in ("none", "null", "unlimited", "") else value
+    if value.lower() in ("none", "null", "unlimited", ""):
+        parsed = [] if key in LIST_SETTINGS else None
+    elif key in LIST_SETTINGS:
+        parsed = [part.strip() for part in value.split(",") if part.strip()]
 
     async def work(database: Database) -> SettingsView:
         data = SettingsUpdate.model_validate({key: parsed})

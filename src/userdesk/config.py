@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/userdesk.db"
@@ -37,9 +37,31 @@ class Settings(BaseSettings):
     bootstrap_owner_email: str = Field(
         "admin@example.com", description="Email of the owner `serve` creates on an empty database."
     )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="The key that seals stored secrets (TOTP keys, queued emails' passwords). "
+        "Unset, a key file is used (created on first start). Set the same value in every "
+        "process of a deployment.",
+    )
+    secret_key_file: Path = Field(
+        Path("./var/secret.key"),
+        description="Where the generated key is kept when USERDESK_SECRET_KEY is unset.",
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="The address people reach userdesk at; links in emails start with it.",
+    )
     argon2_time_cost: int = Field(2, ge=1, description="argon2id iterations.")
     argon2_memory_kib: int = Field(19_456, ge=8, description="argon2id memory in KiB.")
     argon2_parallelism: int = Field(1, ge=1, description="argon2id lanes.")
+
+
+def secret_key_of(settings: Settings) -> str:
+    from userdesk.security.sealing import key_from_file
+
+    if settings.secret_key is not None and settings.secret_key.get_secret_value():
+        return settings.secret_key.get_secret_value()
+    return key_from_file(settings.secret_key_file)
 
 
 def async_database_url(url: str) -> str:

@@ -32,6 +32,26 @@ class Unauthenticated(DomainError):
     code = "unauthenticated"
 
 
+class TwoFactorCodeRequired(Unauthenticated):
+    """The password was right; a TOTP or recovery code must come with it."""
+
+    code = "two_factor_required"
+
+
+class EmailUnverified(Unauthenticated):
+    code = "email_unverified"
+
+
+class TooManyAttempts(DomainError):
+    """Too many failed sign-ins for this account or address; retry after `retry_after` s."""
+
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+
 class PermissionDenied(DomainError):
     code = "permission_denied"
 
@@ -42,6 +62,12 @@ class PermissionDenied(DomainError):
 
 class PasswordChangeRequired(PermissionDenied):
     code = "password_change_required"
+
+
+class TwoFactorEnrolmentRequired(PermissionDenied):
+    """A role of the user requires 2FA: nothing but enrolling until it is on."""
+
+    code = "two_factor_enrolment_required"
 
 
 class Conflict(DomainError):

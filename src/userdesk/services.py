@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from userdesk.clock import Clock, SystemClock
-from userdesk.config import Settings
+from userdesk.config import Settings, secret_key_of
 from userdesk.security.passwords import Passwords
 from userdesk.security.randomness import Randomness, SystemRandomness
+from userdesk.security.sealing import Sealer
 
 
 @dataclass(frozen=True)
@@ -21,11 +22,18 @@ class Services:
     clock: Clock
     randomness: Randomness
     passwords: Passwords
+    sealer: Sealer
+    # Links in emails start with this (USERDESK_PUBLIC_URL).
+    public_url: str = "http://127.0.0.1:8000"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
         return cls(
-            clock=SystemClock(), randomness=SystemRandomness(), passwords=Passwords(settings)
+            clock=SystemClock(),
+            randomness=SystemRandomness(),
+            passwords=Passwords(settings),
+            sealer=Sealer(secret_key_of(settings)),
+            public_url=settings.public_url.rstrip("/"),
         )
 
 

@@ -159,15 +159,37 @@ class SettingsView(BaseModel):
     seat_limit: int | None
     session_idle_minutes: int
     session_max_hours: int
+    password_min_length: int
+    password_max_length: int
+    password_max_repeated: int | None
+    password_require_lowercase: bool
+    password_require_uppercase: bool
+    password_require_digit: bool
+    password_require_symbol: bool
+    password_reject_common: bool
+    password_reject_personal: bool
+    email_verification_required: bool
+    two_factor_required_roles: list[str]
+    lockout_threshold: int
+    lockout_minutes: int
+    ip_failure_limit: int
 
     @classmethod
     def of(cls, workspace: Workspace) -> SettingsView:
-        return cls(
-            name=workspace.name,
-            seat_limit=workspace.seat_limit,
-            session_idle_minutes=workspace.session_idle_minutes,
-            session_max_hours=workspace.session_max_hours,
-        )
+        return cls.model_validate({field: getattr(workspace, field) for field in cls.model_fields})
+
+
+class PasswordRuleView(BaseModel):
+    rule: str
+    passed: bool
+    message: str
+
+
+class PasswordCheckView(BaseModel):
+    """Each rule of the workspace's policy, judged for the candidate; `ok` when all pass."""
+
+    ok: bool
+    rules: list[PasswordRuleView]
 
 
 class AuditActor(BaseModel):

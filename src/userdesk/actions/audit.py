@@ -30,10 +30,25 @@ class AuditEvent(StrEnum):
     SIGNED_OUT = "auth.signed_out"
     PASSWORD_CHANGED = "user.password_changed"
     SESSIONS_REVOKED = "user.sessions_revoked"
+    PASSWORD_RESET = "user.password_reset"
+    PASSWORD_RESET_REQUESTED = "auth.password_reset_requested"
+    PASSWORD_RESET_COMPLETED = "auth.password_reset_completed"
+    EMAIL_VERIFICATION_SENT = "user.email_verification_sent"
+    EMAIL_VERIFIED = "user.email_verified"
+    TWO_FACTOR_ENABLED = "user.two_factor_enabled"
+    TWO_FACTOR_DISABLED = "user.two_factor_disabled"
+    TWO_FACTOR_RESET = "user.two_factor_reset"
+    RECOVERY_CODES_REGENERATED = "user.recovery_codes_regenerated"
+    E2E_KEYS_SET = "user.e2e_keys_set"
+    E2E_KEYS_RESET = "user.e2e_keys_reset"
+    ACCOUNT_LOCKED = "auth.account_locked"
+    ACCOUNT_UNLOCKED = "auth.account_unlocked"
 
 
 # Never written to the audit log, whatever an action passes: only the fact of a change is kept.
-SECRET_FIELDS = frozenset({"password", "password_hash", "token", "digest"})
+SECRET_FIELDS = frozenset(
+    {"password", "password_hash", "token", "digest", "totp_secret", "code", "recovery_codes"}
+)
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from userdesk.actions import seats
+from userdesk.actions import seats, throttle, two_factor
 from userdesk.actions.audit import AuditEvent, record, record_for_user
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import PasswordChange, SignIn, email_key, fold
+from userdesk.actions.passwords import check_password, store_password
 from userdesk.actions.rules import ensure_can_act_on, lock_user
-from userdesk.errors import InvalidInput, NotFound, PermissionDenied
-from userdesk.models import LoginSession, User, UserStatus
+from userdesk.errors import (
+    DomainError,
+    EmailUnverified,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    TwoFactorCodeRequired,
+    Unauthenticated,
+)
+from userdesk.models import LoginSession, User, UserStatus, Workspace
 from userdesk.queries.workspace import get_workspace
 from userdesk.security.permissions import Permission
 from userdesk.security.randomness import token_digest
@@ -27,17 +37,48 @@ FAILED = "wrong username, email or password"
 class SignInResult:
     """`user` and `secret` (the cookie value, shown once) on success; `refusal` otherwise.
 
-    A refusal is an answer, not an exception, so the transaction that records it in the audit
-    log still commits."""
+    A refusal is an answer, not an exception, so the transaction that records it (the audit
+    entry, the failure count) still commits; the adapter raises it afterwards."""
 
     user: User | None = None
     secret: str | None = None
-    refusal: str | None = None
+    refusal: DomainError | None = None
+
+
+async def _failed(
+    session: AsyncSession,
+    *,
+    subject: str,
+    ip: str | None,
+    workspace: Workspace,
+    user: User | None,
+    attempt: Actor,
+    reason: str,
+) -> SignInResult:
+    if user is not None:
+        await record_for_user(
+            session,
+            actor=attempt,
+            event=AuditEvent.SIGN_IN_FAILED,
+            user=user,
+            changes={"reason": {"before": None, "after": reason}},
+        )
+    await throttle.note_failure(
+        session, subject=subject, ip=ip, workspace=workspace, user=user, actor=attempt
+    )
+    if reason == "wrong code":
+        return SignInResult(
+            refusal=TwoFactorCodeRequired("the two-factor code is wrong or was already used")
+        )
+    return SignInResult(refusal=Unauthenticated(FAILED))
 
 
 async def sign_in(
     session: AsyncSession, *, data: SignIn, ip: str | None, user_agent: str | None
 ) -> SignInResult:
+    """Password, then (when the user has 2FA) a TOTP or recovery code, under the throttle:
+    growing delays and a temporary lockout per account, a cap per address. An unknown login
+    costs the same hash check and is throttled alike, so answers reveal no account."""
     services = services_of(session)
     # Usernames cannot contain "@", so a login names at most one user.
     found = (
@@ -51,6 +92,7 @@ async def sign_in(
         # The first sign-in moves the user between counters: workspace lock first, as always.
         await seats.lock_workspace(session)
     user = await lock_user(session, found.public_id) if found is not None else None
+    workspace = await get_workspace(session)
     attempt = Actor(
         user_id=user.id if user else None,
         public_id=user.public_id if user else None,
@@ -59,17 +101,16 @@ async def sign_in(
         ip=ip,
         user_agent=user_agent,
     )
+    subject = throttle.account_key(user) if user else throttle.login_key(fold(data.login))
+    refused = await throttle.refusal(session, subject=subject, ip=ip, workspace=workspace)
+    if refused is not None:
+        return SignInResult(refusal=refused)
+    failed = partial(
+        _failed, session, subject=subject, ip=ip, workspace=workspace, user=user, attempt=attempt
+    )
     # Unknown users are checked against a decoy hash: the refusal takes as long either way.
     if user is None or not await services.passwords.verify(user.password_hash, data.password):
-        if user is not None:
-            await record_for_user(
-                session,
-                actor=attempt,
-                event=AuditEvent.SIGN_IN_FAILED,
-                user=user,
-                changes={"reason": {"before": None, "after": "wrong password"}},
-            )
-        return SignInResult(refusal=FAILED)
+        return await failed(reason="wrong password")
     if user.status is UserStatus.DEACTIVATED:
         await record_for_user(
             session,
@@ -78,19 +119,49 @@ async def sign_in(
             user=user,
             changes={"reason": {"before": None, "after": "deactivated"}},
         )
-        return SignInResult(refusal="this account is deactivated; ask an administrator")
+        return SignInResult(
+            refusal=Unauthenticated("this account is deactivated; ask an administrator")
+        )
+    second_factor = None
+    if two_factor.has_two_factor(user):
+        if not data.code:
+            # The password was right: say a code is needed. Not a failure, not a success.
+            return SignInResult(
+                refusal=TwoFactorCodeRequired(
+                    "enter the code from your authenticator app, or a recovery code"
+                )
+            )
+        second_factor = await two_factor.verify_sign_in_code(session, user, data.code)
+        if second_factor is None:
+            return await failed(reason="wrong code")
+    if workspace.email_verification_required and not user.email_verified:
+        await record_for_user(
+            session,
+            actor=attempt,
+            event=AuditEvent.SIGN_IN_FAILED,
+            user=user,
+            changes={"reason": {"before": None, "after": "email not verified"}},
+        )
+        return SignInResult(
+            refusal=EmailUnverified(
+                "verify your email address first: follow the link in the verification email "
+                "(POST /api/v1/auth/verify-email/request sends a new one)"
+            )
+        )
 
     now = services.clock.now()
     assert user.password_hash is not None
     if services.passwords.needs_rehash(user.password_hash):
         user.password_hash = await services.passwords.hash(data.password)
     changes = {"last_login_at": {"before": _iso(user.last_login_at), "after": now.isoformat()}}
+    if second_factor is not None:
+        changes["second_factor"] = {"before": None, "after": second_factor}
     if user.status is UserStatus.PENDING:
         await seats.move(session, user.type, UserStatus.PENDING, UserStatus.ACTIVE)
         user.status = UserStatus.ACTIVE
         changes["status"] = {"before": UserStatus.PENDING.value, "after": UserStatus.ACTIVE.value}
     user.last_login_at = now
-    workspace = await get_workspace(session)
+    await throttle.note_success(session, subject=subject)
     secret = services.randomness.session_secret()
     session.add(
         LoginSession(
@@ -159,10 +230,12 @@ async def change_own_password(
         raise InvalidInput.one("current_password", "wrong_password", "is not your password")
     if data.new_password == data.current_password:
         raise InvalidInput.one("new_password", "unchanged", "must differ from the current password")
+    await check_password(
+        session, data.new_password, username=user.username, email=user.email, field="new_password"
+    )
     now = services.clock.now()
-    user.password_hash = await services.passwords.hash(data.new_password)
+    await store_password(session, user, data.new_password)
     user.require_password_change = False
-    user.updated_at = now
     others = [LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None)]
     if current_secret:
         others.append(LoginSession.digest != token_digest(current_secret))

@@ -5,10 +5,17 @@ from __future__ import annotations
 import unicodedata
 import zoneinfo
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from userdesk.models import UserType
@@ -18,7 +25,7 @@ NAME_MAX = 100
 NICKNAME_MAX = 60
 STATUS_MESSAGE_MAX = 120
 BIO_MAX = 1000
-PASSWORD_MIN, PASSWORD_MAX = 12, 128
+PASSWORD_HARD_MAX = 1024
 ROLE_NAME_MAX = 64
 USERNAME_PUNCTUATION = "._-"
 SORT_KEY_MAX = 200
@@ -123,11 +130,12 @@ def _check_avatar_url(value: str) -> str:
 
 
 def _check_password(value: str) -> str:
-    if not PASSWORD_MIN <= len(value) <= PASSWORD_MAX:
+    # Only a sanity bound here: the workspace's policy (actions/passwords.py) judges the rest.
+    if not 1 <= len(value) <= PASSWORD_HARD_MAX:
         raise PydanticCustomError(
             "password_length",
-            "must be {min} to {max} characters long",
-            {"min": PASSWORD_MIN, "max": PASSWORD_MAX},
+            "must be 1 to {max} characters long",
+            {"max": PASSWORD_HARD_MAX},
         )
     return value
 
@@ -255,11 +263,29 @@ class UserUpdate(ProfileFields):
 class SignIn(_Input):
     login: Annotated[str, BeforeValidator(_text), _length(1, 320)]
     password: Annotated[str, _length(1, 1024)]
+    # A TOTP code or a recovery code, when the user has 2FA.
+    code: Annotated[str, BeforeValidator(_text), _length(1, 64)] | None = None
 
 
 class PasswordChange(_Input):
     current_password: Annotated[str, _length(1, 1024)]
     new_password: Password
+
+
+class AdminPasswordReset(_Input):
+    """ "random": a generated password, emailed; the user must change it at the next sign-in.
+    "manual": the password given here, checked against the policy."""
+
+    mode: Literal["random", "manual"]
+    password: Password | None = None
+    require_password_change: bool = True
+
+
+class PasswordPolicyCheck(_Input):
+    password: Annotated[str, _length(0, PASSWORD_HARD_MAX)]
+    username: Annotated[str, _length(0, 320)] | None = None
+    email: Annotated[str, _length(0, 320)] | None = None
+    user_id: Annotated[str, _length(1, 64)] | None = None
 
 
 class RoleCreate(_Input):
@@ -284,8 +310,41 @@ class SettingsUpdate(_Input):
     seat_limit: Annotated[int, Field(ge=0, le=100_000_000)] | None = None
     session_idle_minutes: Annotated[int, Field(ge=5, le=60 * 24 * 30)] | None = None
     session_max_hours: Annotated[int, Field(ge=1, le=24 * 365)] | None = None
+    password_min_length: Annotated[int, Field(ge=8, le=128)] | None = None
+    password_max_length: Annotated[int, Field(ge=128, le=PASSWORD_HARD_MAX)] | None = None
+    # null turns the rule off
+    password_max_repeated: Annotated[int, Field(ge=1, le=64)] | None = None
+    password_require_lowercase: bool | None = None
+    password_require_uppercase: bool | None = None
+    password_require_digit: bool | None = None
+    password_require_symbol: bool | None = None
+    password_reject_common: bool | None = None
+    password_reject_personal: bool | None = None
+    email_verification_required: bool | None = None
+    two_factor_required_roles: Annotated[list[RoleName], Field(max_length=50)] | None = None
+    lockout_threshold: Annotated[int, Field(ge=3, le=100)] | None = None
+    lockout_minutes: Annotated[int, Field(ge=1, le=24 * 60)] | None = None
+    ip_failure_limit: Annotated[int, Field(ge=10, le=100_000)] | None = None
 
-    @field_validator("name", "session_idle_minutes", "session_max_hours", mode="before")
+    @field_validator(
+        "name",
+        "session_idle_minutes",
+        "session_max_hours",
+        "password_min_length",
+        "password_max_length",
+        "password_require_lowercase",
+        "password_require_uppercase",
+        "password_require_digit",
+        "password_require_symbol",
+        "password_reject_common",
+        "password_reject_personal",
+        "email_verification_required",
+        "two_factor_required_roles",
+        "lockout_threshold",
+        "lockout_minutes",
+        "ip_failure_limit",
+        mode="before",
+    )
     @classmethod
     def _name_not_null(cls, value: Any) -> Any:
         return _not_null(value)

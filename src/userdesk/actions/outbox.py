@@ -7,17 +7,35 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from userdesk.models import OutboxMessage
+from userdesk.security.sealing import Sealer
 from userdesk.services import services_of
 
 
+def open_secrets(payload: dict[str, Any], sealer: Sealer) -> dict[str, str]:
+    """The clear values of a queued email's sealed secrets."""
+    return {k: sealer.open(v) for k, v in payload.get("secrets", {}).items()}
+
+
 async def enqueue_email(
-    session: AsyncSession, *, template: str, to: str, context: dict[str, Any]
+    session: AsyncSession,
+    *,
+    template: str,
+    to: str,
+    context: dict[str, Any],
+    secrets: dict[str, str] | None = None,
 ) -> None:
-    now = services_of(session).clock.now()
+    """Queue an email. `secrets` (a random password, a one-time link) are sealed with the
+    server's key, so the queued row holds none of them in clear; `open_secrets` reads them
+    back when the email is rendered."""
+    services = services_of(session)
+    now = services.clock.now()
+    payload: dict[str, Any] = {"to": to, "template": template, "context": context}
+    if secrets:
+        payload["secrets"] = {k: services.sealer.seal(v) for k, v in secrets.items()}
     session.add(
         OutboxMessage(
             kind=f"email.{template}",
-            payload={"to": to, "template": template, "context": context},
+            payload=payload,
             status="queued",
             attempts=0,
             created_at=now,

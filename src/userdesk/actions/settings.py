@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from userdesk.actions import seats
 from userdesk.actions.audit import AuditEvent, diff, record
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import SettingsUpdate
-from userdesk.errors import Conflict
-from userdesk.models import Workspace
+from userdesk.errors import Conflict, InvalidInput
+from userdesk.models import Role, Workspace
 from userdesk.security.permissions import Permission
 
-SESSION_FIELDS = ("session_idle_minutes", "session_max_hours")
+# Settings copied as given (validated by SettingsUpdate); name and seat_limit have rules here.
+PLAIN_FIELDS = tuple(f for f in SettingsUpdate.model_fields if f not in ("name", "seat_limit"))
 
 
 def _fields(workspace: Workspace) -> dict[str, object]:
-    return {
-        "name": workspace.name,
-        "seat_limit": workspace.seat_limit,
-        **{field: getattr(workspace, field) for field in SESSION_FIELDS},
-    }
+    return {field: getattr(workspace, field) for field in SettingsUpdate.model_fields}
 
 
 async def update_settings(
@@ -42,9 +40,24 @@ async def update_settings(
         workspace.seat_limit = data.seat_limit
     if "name" in fields and data.name is not None:
         workspace.name = data.name
-    for field in SESSION_FIELDS:
+    for field in PLAIN_FIELDS:
         if field in fields:
             setattr(workspace, field, getattr(data, field))
+    if workspace.password_min_length > workspace.password_max_length:
+        raise InvalidInput.one(
+            "password_min_length",
+            "above_maximum",
+            f"must not exceed password_max_length ({workspace.password_max_length})",
+        )
+    if "two_factor_required_roles" in fields:
+        names = sorted(set(data.two_factor_required_roles or []))
+        known = set(await session.scalars(select(Role.name).where(Role.name.in_(names))))
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise InvalidInput.one(
+                "two_factor_required_roles", "unknown_role", f"no role named {unknown[0]}"
+            )
+        workspace.two_factor_required_roles = names
     changes = diff(before, _fields(workspace))
     if changes:
         await session.flush()

@@ -20,6 +20,7 @@ from userdesk.actions.inputs import (
     sort_key,
 )
 from userdesk.actions.outbox import enqueue_email
+from userdesk.actions.passwords import check_password, end_access, store_password
 from userdesk.actions.rules import (
     ensure_another_active_owner,
     ensure_can_act_on,
@@ -31,10 +32,8 @@ from userdesk.actions.rules import (
 )
 from userdesk.errors import Conflict, Duplicate, PermissionDenied
 from userdesk.models import (
-    ApiToken,
     AvatarImage,
     AvatarKind,
-    LoginSession,
     User,
     UserStatus,
     UserType,
@@ -163,6 +162,8 @@ async def _create(
     ensure_roles_fit(data.type, roles)
     if seats.takes_seat(status, data.type):
         await seats.ensure_free_seat(session, workspace)
+    if data.password:
+        await check_password(session, data.password, username=data.username, email=data.email)
 
     now = services.clock.now()
     user = User(
@@ -173,6 +174,7 @@ async def _create(
         voip_extension=data.voip_extension,
         require_password_change=data.require_password_change,
         password_hash=await services.passwords.hash(data.password) if data.password else None,
+        password_changed_at=now if data.password else None,
         avatar_kind=AvatarKind.INITIALS,
         created_at=now,
         updated_at=now,
@@ -236,9 +238,14 @@ async def update_user(
         values.setdefault("email_verified", False)
     _set_profile(user, values)
     await _ensure_unique(session, user, fields, exclude_id=user.id)
+    ended = None
     if "password" in fields:
         assert data.password is not None
-        user.password_hash = await services_of(session).passwords.hash(data.password)
+        await check_password(session, data.password, username=user.username, email=user.email)
+        await store_password(session, user, data.password)
+        if actor.user_id != user.id:
+            # Someone else set it: a reset, which ends every session and token of the user.
+            ended = await end_access(session, user, now=services_of(session).clock.now())
     if "require_password_change" in fields:
         user.require_password_change = bool(data.require_password_change)
     if "avatar_url" in fields:
@@ -247,6 +254,8 @@ async def update_user(
     changes = diff(before, snapshot(user))
     if "password" in fields:
         changes["password"] = {"changed": True}
+    if ended is not None:
+        changes["sessions"] = {"before": ended, "after": 0}
     if not changes:
         return user
     user.updated_at = services_of(session).clock.now()
@@ -334,16 +343,7 @@ async def deactivate_user(session: AsyncSession, *, actor: Actor, user_id: str) 
     user.deactivated_at = now
     user.updated_at = now
     await seats.move(session, user.type, before, user.status)
-    await session.execute(
-        update(ApiToken)
-        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    await session.execute(
-        update(LoginSession)
-        .where(LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+    await end_access(session, user, now=now)
     await record_for_user(
         session,
         actor=actor,

@@ -19,6 +19,7 @@ from userdesk.errors import (
     InvalidInput,
     NotFound,
     PermissionDenied,
+    TooManyAttempts,
     Unauthenticated,
 )
 
@@ -32,6 +33,7 @@ _STATUS: tuple[tuple[type[DomainError], int], ...] = (
     (Unauthenticated, 401),
     (PermissionDenied, 403),
     (Conflict, 409),
+    (TooManyAttempts, 429),
 )
 
 _TITLES = {
@@ -44,6 +46,7 @@ _TITLES = {
     413: "Request body too large",
     415: "Unsupported media type",
     422: "Invalid input",
+    429: "Too many attempts",
     500: "Internal error",
 }
 
@@ -65,6 +68,7 @@ class Problem(BaseModel):
     errors: list[ProblemFieldError] | None = None
     permission: str | None = None
     field: str | None = None
+    retry_after: int | None = None
 
 
 def problem_responses() -> dict[int | str, dict[str, Any]]:
@@ -75,7 +79,7 @@ def problem_responses() -> dict[int | str, dict[str, Any]]:
             "description": _TITLES[status],
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
-        for status in (401, 403, 404, 409, 413, 422)
+        for status in (401, 403, 404, 409, 413, 422, 429)
     }
 
 
@@ -108,7 +112,11 @@ def domain_problem(exc: DomainError) -> JSONResponse:
         extra["permission"] = exc.permission
     if isinstance(exc, Conflict) and exc.field:
         extra["field"] = exc.field
-    return problem(status, exc.code, exc.message, **extra)
+    headers: dict[str, str] | None = None
+    if isinstance(exc, TooManyAttempts):
+        extra["retry_after"] = exc.retry_after
+        headers = {"Retry-After": str(exc.retry_after)}
+    return problem(status, exc.code, exc.message, headers=headers, **extra)
 
 
 def install(app: FastAPI) -> None:

@@ -4,6 +4,13 @@ from userdesk.models.audit import AuditEntry
 from userdesk.models.avatars import AvatarImage
 from userdesk.models.base import Base
 from userdesk.models.outbox import OutboxMessage
+from userdesk.models.security import (
+    E2EKeys,
+    LinkPurpose,
+    OneTimeLink,
+    RecoveryCode,
+    SignInThrottle,
+)
 from userdesk.models.sessions import LoginSession
 from userdesk.models.tokens import ApiToken
 from userdesk.models.users import AvatarKind, Role, User, UserStatus, UserType, user_roles
@@ -16,6 +23,11 @@ __all__ = [
     "AvatarImage",
     "AvatarKind",
     "Base",
+    "E2EKeys",
+    "LinkPurpose",
+    "OneTimeLink",
+    "RecoveryCode",
+    "SignInThrottle",
     "LoginSession",
     "OutboxMessage",
     "Role",

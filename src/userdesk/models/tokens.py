@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from userdesk.models.base import Base, UTCDateTime
+from userdesk.models.base import Base, JSONDocument, UTCDateTime
 from userdesk.models.users import BigId
 
 
@@ -25,5 +25,8 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The token's permissions: a subset of its user's, or None for all of them. What a token
+    # may do is always the intersection with what its user holds now.
+    permissions: Mapped[list[str] | None] = mapped_column(JSONDocument)
 
     __table_args__ = (Index("ix_api_tokens_user_id", "user_id"),)

@@ -111,6 +111,14 @@ class User(Base):
     status: Mapped[UserStatus] = mapped_column(_enum(UserStatus, "user_status"))
     password_hash: Mapped[str | None] = mapped_column(String(255))
     require_password_change: Mapped[bool] = mapped_column(Boolean, default=False)
+    # One-time password-reset links issued before this moment are dead.
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # TOTP secrets, sealed with the server's key (security/sealing.py). The pending one waits
+    # for a first valid code; totp_last_step refuses a code's replay within its window.
+    totp_secret: Mapped[str | None] = mapped_column(String(500))
+    totp_pending_secret: Mapped[str | None] = mapped_column(String(500))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     # name, username and email folded into one string: the single column both databases'
     # trigram indexes cover, so a substring search is one index lookup.
     search_text: Mapped[str] = mapped_column(Text)

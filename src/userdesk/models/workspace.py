@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, CheckConstraint, Integer, String
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from userdesk.models.base import Base
+from userdesk.models.base import Base, JSONDocument
 from userdesk.models.users import UserStatus, UserType, _enum
 
 WORKSPACE_ID = 1
@@ -22,6 +22,24 @@ class Workspace(Base):
     # A session ends after this long without a request, and this long after sign-in at most.
     session_idle_minutes: Mapped[int] = mapped_column(Integer, default=480)
     session_max_hours: Mapped[int] = mapped_column(Integer, default=168)
+    # The password policy. Composition rules are off by default, as NIST SP 800-63B advises.
+    password_min_length: Mapped[int] = mapped_column(Integer, default=12)
+    password_max_length: Mapped[int] = mapped_column(Integer, default=128)
+    password_max_repeated: Mapped[int | None] = mapped_column(Integer)
+    password_require_lowercase: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_require_uppercase: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_require_digit: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_require_symbol: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_reject_common: Mapped[bool] = mapped_column(Boolean, default=True)
+    password_reject_personal: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Registration and sign-in.
+    email_verification_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    two_factor_required_roles: Mapped[list[str]] = mapped_column(JSONDocument, default=list)
+    # Brute force: an account locks for lockout_minutes after lockout_threshold failures in
+    # a row; an address is refused after ip_failure_limit failures within lockout_minutes.
+    lockout_threshold: Mapped[int] = mapped_column(Integer, default=10)
+    lockout_minutes: Mapped[int] = mapped_column(Integer, default=15)
+    ip_failure_limit: Mapped[int] = mapped_column(Integer, default=100)
 
     __table_args__ = (
         CheckConstraint(f"id = {WORKSPACE_ID}", name="single_row"),

@@ -34,7 +34,7 @@ async def login(
         )
         view = SignedInView(user=UserView.of(result.user)) if result.user else None
     if view is None or result.secret is None:
-        raise Unauthenticated(result.refusal or auth_actions.FAILED)
+        raise result.refusal or Unauthenticated(auth_actions.FAILED)
     settings = request.app.state.settings
     response.set_cookie(
         SESSION_COOKIE,
