@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from dataclasses import dataclass
+from datetime import datetime
 
-from userdesk.models import RecoveryCode, User, Workspace
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from userdesk.actions.audit import AuditEvent, record_for_user
+from userdesk.actions.context import Actor
+from userdesk.actions.inputs import CurrentPassword, TwoFactorCode, TwoFactorDisable
+from userdesk.actions.outbox import enqueue_email
+from userdesk.actions.passwords import end_access
+from userdesk.actions.rules import ensure_can_act_on, lock_user
+from userdesk.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from userdesk.models import RecoveryCode, User, UserType, Workspace
+from userdesk.queries.workspace import get_workspace
 from userdesk.security import totp
+from userdesk.security.permissions import Permission
 from userdesk.services import services_of
+
+SETUP_HINT = "POST /api/v1/me/two-factor/setup"
 
 
 def has_two_factor(user: User) -> bool:
@@ -47,3 +62,230 @@ async def verify_sign_in_code(session: AsyncSession, user: User, code: str) -> s
         return None
     recovery.used_at = now
     return "recovery_code"
+
+
+def _required(user: User, workspace: Workspace) -> bool:
+    """The requirement binds humans only: a bot works with tokens and has nobody to hold an
+    authenticator, so requiring 2FA of it would only lock it out."""
+    return user.type is UserType.HUMAN and required_for(user, workspace)
+
+
+async def must_enrol(session: AsyncSession, user: User) -> bool:
+    """A human without 2FA holding a role the workspace requires it for. `user.roles` must
+    be loaded; the workspace is read only when the answer may be yes."""
+    if has_two_factor(user) or not user.roles:
+        return False
+    return _required(user, await get_workspace(session))
+
+
+@dataclass(frozen=True)
+class TwoFactorStatus:
+    enabled_at: datetime | None
+    recovery_codes_left: int
+    required: bool
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """A pending secret, shown once so the user can add it to their authenticator app."""
+
+    secret: str
+    uri: str
+
+
+async def _recovery_codes_left(session: AsyncSession, user: User) -> int:
+    left = await session.scalar(
+        select(func.count())
+        .select_from(RecoveryCode)
+        .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
+    )
+    return int(left or 0)
+
+
+async def _lock_self(session: AsyncSession, actor: Actor) -> User:
+    if actor.public_id is None:
+        raise PermissionDenied("only a signed-in user has a second factor of their own")
+    return await lock_user(session, actor.public_id)
+
+
+async def _check_password(session: AsyncSession, user: User, password: str) -> None:
+    if not await services_of(session).passwords.verify(user.password_hash, password):
+        raise InvalidInput.one("password", "wrong_password", "is not your password")
+
+
+def _ensure_enabled(user: User) -> None:
+    if not has_two_factor(user):
+        raise Conflict("two-factor authentication is not on")
+
+
+async def _replace_recovery_codes(session: AsyncSession, user: User) -> list[str]:
+    """Delete every recovery code of the user and store digests of ten new ones."""
+    now = services_of(session).clock.now()
+    await session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    codes = totp.new_recovery_codes()
+    session.add_all(
+        RecoveryCode(user_id=user.id, digest=totp.recovery_digest(code), created_at=now)
+        for code in codes
+    )
+    await session.flush()
+    return codes
+
+
+def _clear(user: User) -> None:
+    user.totp_secret = None
+    user.totp_pending_secret = None
+    user.totp_enabled_at = None
+    user.totp_last_step = None
+
+
+async def two_factor_status(session: AsyncSession, *, actor: Actor) -> TwoFactorStatus:
+    """The actor's own 2FA state; a read, allowed while enrolment is required."""
+    if actor.user_id is None:
+        raise PermissionDenied("only a signed-in user has a second factor of their own")
+    user = await session.scalar(
+        select(User).where(User.id == actor.user_id).options(selectinload(User.roles))
+    )
+    if user is None:
+        raise NotFound("your account no longer exists")
+    enabled = has_two_factor(user)
+    return TwoFactorStatus(
+        enabled_at=user.totp_enabled_at if enabled else None,
+        recovery_codes_left=await _recovery_codes_left(session, user) if enabled else 0,
+        required=_required(user, await get_workspace(session)),
+    )
+
+
+async def start_enrolment(
+    session: AsyncSession, *, actor: Actor, data: CurrentPassword
+) -> Enrolment:
+    """Store a new sealed pending secret (replacing any earlier one); 2FA is not on until
+    a code from it is confirmed."""
+    user = await _lock_self(session, actor)
+    if has_two_factor(user):
+        raise Conflict("two-factor authentication is already on; disable it first")
+    await _check_password(session, user, data.password)
+    services = services_of(session)
+    secret = totp.new_secret()
+    user.totp_pending_secret = services.sealer.seal(secret)
+    workspace = await get_workspace(session)
+    uri = totp.provisioning_uri(secret, account=user.username, issuer=workspace.name)
+    return Enrolment(secret=secret, uri=uri)
+
+
+async def confirm_enrolment(
+    session: AsyncSession, *, actor: Actor, data: TwoFactorCode
+) -> list[str]:
+    """Turn 2FA on with a valid code of the pending secret; returns the new recovery codes.
+    The code's step is marked used, so the same code cannot then sign in."""
+    user = await _lock_self(session, actor)
+    if has_two_factor(user):
+        raise Conflict("two-factor authentication is already on")
+    if user.totp_pending_secret is None:
+        raise Conflict(f"no enrolment is under way; start one with {SETUP_HINT}")
+    services = services_of(session)
+    now = services.clock.now()
+    pending = services.sealer.open(user.totp_pending_secret)
+    step = totp.matching_step(pending, data.code, now)
+    if step is None:
+        raise InvalidInput.one("code", "wrong_code", "is not the current code of the new key")
+    user.totp_secret = user.totp_pending_secret
+    user.totp_pending_secret = None
+    user.totp_enabled_at = now
+    user.totp_last_step = step
+    user.updated_at = now
+    codes = await _replace_recovery_codes(session, user)
+    await record_for_user(
+        session,
+        actor=actor,
+        event=AuditEvent.TWO_FACTOR_ENABLED,
+        user=user,
+        changes={
+            "two_factor_enabled": {"before": False, "after": True},
+            "totp_secret": {"changed": True},
+            "recovery_codes": {"changed": True},
+        },
+    )
+    return codes
+
+
+async def regenerate_recovery_codes(
+    session: AsyncSession, *, actor: Actor, data: CurrentPassword
+) -> list[str]:
+    """Ten new recovery codes; every earlier one, used or not, stops working."""
+    user = await _lock_self(session, actor)
+    _ensure_enabled(user)
+    await _check_password(session, user, data.password)
+    codes = await _replace_recovery_codes(session, user)
+    await record_for_user(
+        session,
+        actor=actor,
+        event=AuditEvent.RECOVERY_CODES_REGENERATED,
+        user=user,
+        changes={"recovery_codes": {"changed": True}},
+    )
+    return codes
+
+
+async def disable_two_factor(
+    session: AsyncSession, *, actor: Actor, data: TwoFactorDisable
+) -> User:
+    """Turn one's own 2FA off, with the password and a TOTP or recovery code; refused while a
+    role of the user requires 2FA."""
+    user = await _lock_self(session, actor)
+    _ensure_enabled(user)
+    workspace = await get_workspace(session)
+    if _required(user, workspace):
+        roles = sorted(r.name for r in user.roles if r.name in workspace.two_factor_required_roles)
+        raise Conflict(
+            f"the workspace requires two-factor authentication for the role {', '.join(roles)} "
+            "(setting two_factor_required_roles), so it cannot be turned off"
+        )
+    await _check_password(session, user, data.password)
+    if await verify_sign_in_code(session, user, data.code) is None:
+        raise InvalidInput.one("code", "wrong_code", "is wrong or was already used")
+    _clear(user)
+    user.updated_at = services_of(session).clock.now()
+    await session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    await record_for_user(
+        session,
+        actor=actor,
+        event=AuditEvent.TWO_FACTOR_DISABLED,
+        user=user,
+        changes={"two_factor_enabled": {"before": True, "after": False}},
+    )
+    return user
+
+
+async def reset_two_factor(session: AsyncSession, *, actor: Actor, user_id: str) -> User:
+    """The Users page's "Reset TOTP": the secret and recovery codes go, every session and
+    token of the user ends, and the user is told by email. They enrol again after signing
+    in with their password."""
+    actor.require(Permission.USERS_RESET_CREDENTIALS)
+    user = await lock_user(session, user_id)
+    ensure_can_act_on(actor, user, doing="resetting the two-factor authentication of")
+    if not has_two_factor(user):
+        raise Conflict(f"{user.username} has no two-factor authentication to reset")
+    now = services_of(session).clock.now()
+    _clear(user)
+    user.updated_at = now
+    await session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    ended = await end_access(session, user, now=now)
+    await enqueue_email(
+        session,
+        template="two_factor_reset",
+        to=user.email,
+        context={"user_id": user.public_id, "name": user.name, "username": user.username},
+    )
+    await session.flush()
+    await record_for_user(
+        session,
+        actor=actor,
+        event=AuditEvent.TWO_FACTOR_RESET,
+        user=user,
+        changes={
+            "two_factor_enabled": {"before": True, "after": False},
+            "sessions": {"before": ended, "after": 0},
+            "email": {"before": None, "after": "queued"},
+        },
+    )
+    return user
