@@ -10,12 +10,14 @@ from typing import Protocol
 
 TOKEN_PREFIX = "udt_"
 SESSION_PREFIX = "uds_"
+LINK_PREFIX = "udl_"
 _PASSWORD_ALPHABET = string.ascii_letters + string.digits + "-_.!@#%+="
 
 
 class Randomness(Protocol):
     def token(self) -> str: ...
     def session_secret(self) -> str: ...
+    def link_secret(self) -> str: ...
     def password(self) -> str: ...
     def public_id(self) -> str: ...
 
@@ -26,6 +28,10 @@ class SystemRandomness:
 
     def session_secret(self) -> str:
         return SESSION_PREFIX + secrets.token_urlsafe(32)
+
+    def link_secret(self) -> str:
+        """The secret of a one-time link sent by email (password reset, verification)."""
+        return LINK_PREFIX + secrets.token_urlsafe(32)
 
     def password(self) -> str:
         return "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(20))
