@@ -254,3 +254,25 @@ async def directory(client: httpx.AsyncClient, database: Database, owner: Accoun
 
 # Real processes (`userdesk serve`) for the CLI and fuzz tests.
 from tests.processes import start_server  # noqa: E402, F401
+
+
+async def queued_emails(database: Database, template: str | None = None) -> list[dict[str, Any]]:
+    """The outbox's email rows, oldest first, each {"to", "template", "context", "secrets"}
+    with the sealed secrets opened (as the email worker will when it renders them)."""
+    from sqlalchemy import select
+
+    from userdesk.actions.outbox import open_secrets
+    from userdesk.models import OutboxMessage
+
+    async with database.reader() as session:
+        rows = (await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
+    emails = []
+    for row in rows:
+        payload = dict(row.payload)
+        if template is not None and payload["template"] != template:
+            continue
+        payload["sealed"] = payload.get("secrets", {})
+        payload["secrets"] = open_secrets(row.payload, database.services.sealer)
+        payload["status"] = row.status
+        emails.append(payload)
+    return emails

@@ -6,11 +6,13 @@ instead of spending one process on each assertion.
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from tests.conftest import POSTGRES_URL
 from tests.processes import (
@@ -98,6 +100,69 @@ def test_create_owner_with_an_empty_password_on_stdin_creates_nobody(cli: Cli) -
     cli("users", "show", "olive").fails(4)
 
 
+async def test_credentials_from_the_command_line(
+    cli: Cli, client: httpx.AsyncClient, database: Database
+) -> None:
+    """Reset a password (typed or random and emailed), unlock, restricted tokens, policy."""
+    cli.create_owner()
+    cli("users", "reset-password", "olive", "--password-stdin", input="qwerty\n").fails(
+        3, "password", "common"
+    )
+    cli(
+        "users",
+        "reset-password",
+        "olive",
+        "--password-stdin",
+        "--no-require-change",
+        input="a brand new passphrase\n",
+    ).ok()
+    login = {"login": "olive", "password": "a brand new passphrase"}
+    signed_in = await client.post("/api/v1/auth/login", json=login)
+    assert signed_in.status_code == 200
+    assert signed_in.json()["user"]["require_password_change"] is False
+
+    cli("users", "reset-password", "olive").ok()
+    async with database.reader() as session:
+        [payload] = (
+            (
+                await session.execute(
+                    text("SELECT payload FROM outbox WHERE kind = 'email.random_password'")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    payload = payload if isinstance(payload, dict) else json.loads(payload)
+    assert payload["to"] == "olive@example.com"
+    assert payload["secrets"]["password"].startswith("sealed:v1:")
+    assert (await client.get("/api/v1/me")).status_code == 401  # her session ended
+
+    for _ in range(3):
+        await client.post("/api/v1/auth/login", json={"login": "olive", "password": "wrong"})
+    assert (await client.post("/api/v1/auth/login", json=login)).status_code == 429
+    cli("users", "unlock", "olive").ok()
+    cli("users", "unlock", "nobody").fails(4, "nobody")
+
+    cli("settings", "set", "password_require_digit", "true").ok()
+    cli("settings", "set", "two_factor_required_roles", "admin, owner").ok()
+    got = cli("settings", "get").ok().json()
+    assert got["password_require_digit"] is True
+    assert got["two_factor_required_roles"] == ["admin", "owner"]
+    cli("settings", "set", "two_factor_required_roles", "none").ok()
+    cli("settings", "set", "password_min_length", "3").fails(3, "password_min_length")
+
+    minted = cli(
+        "tokens", "create", "--user", "olive", "--name", "reader", "--permission", "users.read"
+    ).ok()
+    secret = minted.stdout.strip().splitlines()[-1]
+    reader = bearer(secret)
+    assert (await client.get("/api/v1/users", headers=reader)).status_code == 200
+    assert (await client.get("/api/v1/settings", headers=reader)).status_code == 403
+    cli("tokens", "create", "--user", "olive", "--name", "x", "--permission", "nope").fails(
+        3, "permission"
+    )
+
+
 # --- users and settings ------------------------------------------------------------------
 
 
@@ -124,14 +189,17 @@ def test_users_follow_the_same_rules_as_the_api(cli: Cli) -> None:
 
     # Owner and alice take the two seats.
     assert cli("settings", "set", "seat_limit", "2").ok().json()["seat_limit"] == 2
-    assert cli("settings", "get").ok().json().items() >= {
-        "name": "My Workspace",
-        "seat_limit": 2,
-        "session_idle_minutes": 480,
-        "session_max_hours": 168,
-        "password_min_length": 12,
-        "two_factor_required_roles": [],
-    }.items()
+    assert (
+        cli("settings", "get").ok().json().items()
+        >= {
+            "name": "My Workspace",
+            "seat_limit": 2,
+            "session_idle_minutes": 480,
+            "session_max_hours": 168,
+            "password_min_length": 12,
+            "two_factor_required_roles": [],
+        }.items()
+    )
     assert cli("settings", "get", "seat_limit").ok().stdout == "2\n"
     cli(
         "users", "create", "--username", "bob", "--email", "bob@example.com", "--name", "Bob"

@@ -20,11 +20,14 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 
+from userdesk.actions import passwords as password_actions
 from userdesk.actions import settings as settings_actions
+from userdesk.actions import throttle
 from userdesk.actions import tokens as token_actions
+from userdesk.actions import two_factor as two_factor_actions
 from userdesk.actions import users as user_actions
 from userdesk.actions.context import Actor
-from userdesk.actions.inputs import SettingsUpdate, UserCreate
+from userdesk.actions.inputs import AdminPasswordReset, SettingsUpdate, UserCreate
 from userdesk.config import Settings
 from userdesk.db import Database
 from userdesk.errors import (
@@ -255,6 +258,14 @@ def tokens_create(
     expires_in_days: Annotated[
         int | None, typer.Option(min=1, max=3650, help="Expire after this many days.")
     ] = None,
+    permission: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--permission",
+            help="Restrict the token to this permission (repeat for several); "
+            "left out, the token may do all its user may.",
+        ),
+    ] = None,
 ) -> None:
     """Mint a token. The token is printed alone on the last line, once."""
 
@@ -264,7 +275,12 @@ def tokens_create(
             expires = database.services.clock.now() + timedelta(days=expires_in_days)
         async with database.transaction() as session:
             token, secret = await token_actions.create_token(
-                session, actor=OPERATOR, username=user, name=name, expires_at=expires
+                session,
+                actor=OPERATOR,
+                username=user,
+                name=name,
+                expires_at=expires,
+                permissions=permission or None,
             )
             return TokenView.of(token), secret
 
@@ -455,6 +471,52 @@ def users_activate(who: Annotated[str, typer.Argument(help="Username or id.")]) 
     _lifecycle(who, user_actions.activate_user, "activated")
 
 
+@users_app.command("unlock")
+def users_unlock(who: Annotated[str, typer.Argument(help="Username or id.")]) -> None:
+    """End a sign-in lockout and forget the user's failed sign-ins."""
+    _lifecycle(who, throttle.unlock, "unlocked")
+
+
+@users_app.command("reset-password")
+def users_reset_password(
+    who: Annotated[str, typer.Argument(help="Username or id.")],
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="Set the password read from standard input (policy-checked) instead of "
+            "emailing a random one.",
+        ),
+    ] = False,
+    require_change: Annotated[
+        bool,
+        typer.Option(
+            "--require-change/--no-require-change",
+            help="With --password-stdin: must the user change it at the next sign-in.",
+        ),
+    ] = True,
+) -> None:
+    """Reset a password: a random one emailed to the user (who must change it), or one read
+    from stdin. Every session and token of the user ends."""
+    chosen = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+
+    async def work(database: Database) -> None:
+        data = AdminPasswordReset(
+            mode="manual" if password_stdin else "random",
+            password=chosen,
+            require_password_change=require_change,
+        )
+        user_id = await _user_id(database, who)
+        async with database.transaction() as session:
+            await password_actions.reset_password(
+                session, actor=OPERATOR, user_id=user_id, data=data
+            )
+
+    run(work)
+    how = "set" if password_stdin else "emailed a new random password to"
+    out.print(f"password reset: {how} {who}; their sessions and tokens ended", markup=False)
+
+
 @users_app.command("delete")
 def users_delete(
     who: Annotated[str, typer.Argument(help="Username or id.")],
@@ -464,6 +526,12 @@ def users_delete(
     if not yes and not typer.confirm(f"Delete {who} permanently?"):
         fail("not deleted", 1)
     _lifecycle(who, user_actions.delete_user, "deleted")
+
+
+@users_app.command("reset-2fa")
+def users_reset_two_factor(who: Annotated[str, typer.Argument(help="Username or id.")]) -> None:
+    """Remove the user's 2FA (key and recovery codes); ends their sessions and tokens."""
+    _lifecycle(who, two_factor_actions.reset_two_factor, "reset 2FA of")
 
 
 # --- settings ----------------------------------------------------------------------------

@@ -120,3 +120,17 @@ class InvalidInput(DomainError):
             message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
             result.append(FieldError(".".join(loc) or "body", str(error.get("type")), message))
         return cls(result)
+
+
+class LinkInvalid(InvalidInput):
+    """A one-time link that is unknown, used, expired or superseded: one answer for all, so
+    the answer tells nothing about which."""
+
+    code = "link_invalid"
+
+    def __init__(self, message: str) -> None:
+        super().__init__([FieldError("token", "link_invalid", message)])
+
+
+class EmailAlreadyVerified(Conflict):
+    code = "email_already_verified"

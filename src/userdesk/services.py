@@ -32,7 +32,7 @@ class Services:
             clock=SystemClock(),
             randomness=SystemRandomness(),
             passwords=Passwords(settings),
-            sealer=Sealer(secret_key_of(settings)),
+            sealer=Sealer(lambda: secret_key_of(settings)),
             public_url=settings.public_url.rstrip("/"),
         )
 

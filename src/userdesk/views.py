@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
+import segno
 from pydantic import BaseModel
 
-from userdesk.models import ApiToken, AuditEntry, LoginSession, Role, User, Workspace
+from userdesk.models import ApiToken, AuditEntry, E2EKeys, LoginSession, Role, User, Workspace
 from userdesk.queries.users import UserPage
 from userdesk.queries.workspace import Seats
+from userdesk.security.password_policy import PasswordPolicy
 
 
 class AvatarView(BaseModel):
@@ -36,6 +39,10 @@ class UserView(BaseModel):
     roles: list[str]
     require_password_change: bool
     has_password: bool
+    # Whether the user has TOTP 2FA on, and end-to-end encryption keys stored: the Users
+    # page offers "Reset TOTP" and "Reset E2EE key" only when these are true.
+    two_factor_enabled: bool
+    e2e_keys: bool
     created_at: datetime
     updated_at: datetime
     last_login_at: datetime | None
@@ -63,6 +70,8 @@ class UserView(BaseModel):
             roles=sorted(role.name for role in user.roles),
             require_password_change=user.require_password_change,
             has_password=user.password_hash is not None,
+            two_factor_enabled=user.totp_enabled_at is not None,
+            e2e_keys=user.e2e_keys_at is not None,
             created_at=user.created_at,
             updated_at=user.updated_at,
             last_login_at=user.last_login_at,
@@ -240,6 +249,8 @@ class TokenView(BaseModel):
     expires_at: datetime | None
     last_used_at: datetime | None
     revoked_at: datetime | None
+    # None: everything its user may do; otherwise this subset of it.
+    permissions: list[str] | None
 
     @classmethod
     def of(cls, token: ApiToken) -> TokenView:
@@ -251,4 +262,101 @@ class TokenView(BaseModel):
             expires_at=token.expires_at,
             last_used_at=token.last_used_at,
             revoked_at=token.revoked_at,
+            permissions=token.permissions,
         )
+
+
+class TokenListView(BaseModel):
+    items: list[TokenView]
+
+
+class CreatedTokenView(BaseModel):
+    """The token's secret is in this answer only; it is stored as a digest."""
+
+    token: TokenView
+    secret: str
+
+
+class PasswordPolicyView(BaseModel):
+    min_length: int
+    max_length: int
+    max_repeated: int | None
+    require_lowercase: bool
+    require_uppercase: bool
+    require_digit: bool
+    require_symbol: bool
+    reject_common: bool
+    reject_personal: bool
+
+    @classmethod
+    def of(cls, policy: PasswordPolicy) -> PasswordPolicyView:
+        return cls.model_validate(dataclasses.asdict(policy))
+
+
+class LockoutView(BaseModel):
+    locked: bool
+    locked_until: datetime | None
+    failures: int
+
+
+class E2EKeysView(BaseModel):
+    public_key: str
+    private_key: str
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, keys: E2EKeys) -> E2EKeysView:
+        return cls(
+            public_key=keys.public_key, private_key=keys.private_key, updated_at=keys.updated_at
+        )
+
+
+class PublicKeyView(BaseModel):
+    user_id: str
+    public_key: str
+    updated_at: datetime
+
+
+class TwoFactorStatusView(BaseModel):
+    enabled: bool
+    enabled_at: datetime | None
+    recovery_codes_left: int
+    # A role of the user requires 2FA (a bot is never required to).
+    required: bool
+
+
+class TwoFactorSetupView(BaseModel):
+    """The pending secret, as text and as a QR code of the otpauth:// URI, shown once."""
+
+    secret: str
+    otpauth_uri: str
+    qr_svg: str
+
+    @classmethod
+    def of(cls, secret: str, uri: str) -> TwoFactorSetupView:
+        qr_svg = segno.make(uri, error="m").svg_inline(scale=4, title="Two-factor key")
+        return cls(secret=secret, otpauth_uri=uri, qr_svg=qr_svg)
+
+
+class RecoveryCodesView(BaseModel):
+    """Single-use recovery codes, shown once: only their digests are kept."""
+
+    recovery_codes: list[str]
+
+
+class AcceptedView(BaseModel):
+    """A request taken (202); what was sent, where saying so reveals nothing."""
+
+    detail: str
+
+
+class LinkFollowedView(BaseModel):
+    """The user a one-time link acted on (a password reset, a verified email)."""
+
+    user: UserView
+
+
+class ResetLinkView(BaseModel):
+    valid: bool
+    username: str
+    expires_at: datetime

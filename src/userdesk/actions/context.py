@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from userdesk.errors import PasswordChangeRequired, PermissionDenied
+from userdesk.errors import PasswordChangeRequired, PermissionDenied, TwoFactorEnrolmentRequired
 from userdesk.security.permissions import ALL_PERMISSIONS, Permission
 
 
@@ -22,6 +22,10 @@ class Actor:
     # Signed in with a password that must be changed: until it is, every permission check
     # refuses (changing the password, reading oneself and signing out need none).
     must_change_password: bool = False
+    # A role of the user requires 2FA (workspace.two_factor_required_roles) and it is not on:
+    # until it is, every permission check refuses too (enrolling needs none). Set for sessions
+    # and tokens alike, since a token acts for its user.
+    must_enrol_two_factor: bool = False
 
     @classmethod
     def system(cls, name: str = "system") -> Actor:
@@ -33,11 +37,25 @@ class Actor:
         return self.user_id is None
 
     def has(self, permission: Permission) -> bool:
-        return permission in self.permissions and not self.must_change_password
+        return (
+            permission in self.permissions
+            and not self.must_change_password
+            and not self.must_enrol_two_factor
+        )
 
     def _ensure_password_current(self) -> None:
         if self.must_change_password:
             raise PasswordChangeRequired("change your password first (POST /api/v1/me/password)")
+        if self.must_enrol_two_factor:
+            raise TwoFactorEnrolmentRequired(
+                "a role of yours requires two-factor authentication: set it up first "
+                "(POST /api/v1/me/two-factor/setup, then POST /api/v1/me/two-factor/confirm)"
+            )
+
+    def ensure_may_act(self) -> None:
+        """For actions on oneself that need no permission (own tokens, own E2EE keys): refused
+        all the same while a password change (or 2FA enrolment) is pending."""
+        self._ensure_password_current()
 
     def require(self, permission: Permission) -> None:
         self._ensure_password_current()

@@ -348,3 +348,65 @@ class SettingsUpdate(_Input):
     @classmethod
     def _name_not_null(cls, value: Any) -> Any:
         return _not_null(value)
+
+
+E2E_KEY_MAX = 20_000
+
+
+class E2EKeysInput(_Input):
+    """Opaque to the server: whatever the client's end-to-end encryption produced."""
+
+    model_config = ConfigDict(extra="forbid", str_max_length=E2E_KEY_MAX)
+
+    public_key: Annotated[str, _length(1, E2E_KEY_MAX)]
+    private_key: Annotated[str, _length(1, E2E_KEY_MAX)]
+
+
+class TokenCreate(_Input):
+    name: Annotated[str, BeforeValidator(_text), _length(1, 100)]
+    # A subset of the owner's permissions; left out, all of them (or, when minted with a
+    # restricted token, that token's).
+    permissions: Annotated[list[str], Field(max_length=100)] | None = None
+    expires_in_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+
+
+class CurrentPassword(_Input):
+    """The user's current password, asked again before a change to their second factor."""
+
+    password: Annotated[str, _length(1, 1024)]
+
+
+class TwoFactorCode(_Input):
+    """A code from the authenticator app (or, where accepted, a recovery code)."""
+
+    code: Annotated[str, BeforeValidator(_text), _length(1, 64)]
+
+
+class TwoFactorDisable(_Input):
+    password: Annotated[str, _length(1, 1024)]
+    code: Annotated[str, BeforeValidator(_text), _length(1, 64)]
+
+
+LinkToken = Annotated[str, BeforeValidator(_text), _length(1, 200)]
+
+
+class PasswordForgot(_Input):
+    login: Annotated[str, BeforeValidator(_text), _length(1, 320)]
+
+
+class PasswordResetByLink(_Input):
+    token: LinkToken
+    new_password: Password
+
+
+class LinkCheck(_Input):
+    token: LinkToken
+
+
+class VerificationRequest(_Input):
+    email: Email
+
+
+class EmailChange(_Input):
+    email: Email
+    password: Annotated[str, _length(1, 1024)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import math
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import case, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -25,11 +26,15 @@ from userdesk.actions.rules import ensure_can_act_on, lock_user
 from userdesk.db import dialect_of
 from userdesk.errors import TooManyAttempts
 from userdesk.models import SignInThrottle, User, Workspace
+from userdesk.queries.workspace import get_workspace
 from userdesk.security.permissions import Permission
 from userdesk.services import services_of
 
 DELAY_AFTER = 3  # failures in a row before each attempt must wait
 MAX_DELAY_SECONDS = 30
+# Counts this old matter to no rule (the longest lockout setting is a day): they are purged,
+# so addresses that failed once long ago don't pile up.
+FORGET_AFTER = timedelta(days=2)
 
 
 def account_key(user: User) -> str:
@@ -56,7 +61,7 @@ def _seconds_until(moment: datetime, now: datetime) -> int:
     return max(1, math.ceil((moment - now).total_seconds()))
 
 
-def _window(workspace: Workspace) -> timedelta:
+def _window_of(workspace: Workspace) -> timedelta:
     return timedelta(minutes=workspace.lockout_minutes)
 
 
@@ -95,12 +100,12 @@ async def refusal(
     )
     if (
         by_address is not None
-        and now - by_address.window_started_at < _window(workspace)
+        and now - by_address.window_started_at < _window_of(workspace)
         and by_address.failures >= workspace.ip_failure_limit
     ):
         return TooManyAttempts(
             "too many failed sign-ins from this network: try again later",
-            retry_after=_seconds_until(by_address.window_started_at + _window(workspace), now),
+            retry_after=_seconds_until(by_address.window_started_at + _window_of(workspace), now),
         )
     return None
 
@@ -130,18 +135,26 @@ async def note_failure(
 ) -> None:
     """Count a failed attempt; lock the subject once the threshold is reached."""
     now = services_of(session).clock.now()
-    window = _window(workspace)
+    window = _window_of(workspace)
     address = ip_key(ip)
+    # Rows another attempt holds are skipped (PostgreSQL), so purging never waits or deadlocks.
+    forgotten = (
+        select(SignInThrottle.key)
+        .where(SignInThrottle.last_failure_at < now - FORGET_AFTER)
+        .limit(100)
+        .with_for_update(skip_locked=True)
+    )
+    await session.execute(delete(SignInThrottle).where(SignInThrottle.key.in_(forgotten)))
     await _ensure_rows(session, [subject] + ([address] if address else []), now)
     if address:
         # One atomic statement: the window restarts once it has run out.
-        stale = SignInThrottle.window_started_at <= now - window
+        ran_out = SignInThrottle.window_started_at <= now - window
         await session.execute(
             update(SignInThrottle)
             .where(SignInThrottle.key == address)
             .values(
-                failures=case((stale, 1), else_=SignInThrottle.failures + 1),
-                window_started_at=case((stale, now), else_=SignInThrottle.window_started_at),
+                failures=case((ran_out, 1), else_=SignInThrottle.failures + 1),
+                window_started_at=case((ran_out, now), else_=SignInThrottle.window_started_at),
                 last_failure_at=now,
             )
         )
@@ -177,13 +190,20 @@ async def note_success(session: AsyncSession, *, subject: str) -> None:
     await session.execute(delete(SignInThrottle).where(SignInThrottle.key == subject))
 
 
-async def locked_until(session: AsyncSession, user: User) -> datetime | None:
-    """When the user's lockout ends, if they are locked out now."""
+async def status(session: AsyncSession, *, viewer: Actor, user: User) -> dict[str, Any]:
+    """{"locked", "locked_until", "failures"} of a user's sign-in throttle."""
+    if viewer.user_id != user.id:
+        viewer.require(Permission.USERS_RESET_CREDENTIALS)
     row = await session.get(SignInThrottle, account_key(user))
     now = services_of(session).clock.now()
-    if row is None or row.locked_until is None or row.locked_until <= now:
-        return None
-    return row.locked_until
+    if row is None or now - row.last_failure_at >= _window_of(await get_workspace(session)):
+        return {"locked": False, "locked_until": None, "failures": 0}
+    locked = row.locked_until is not None and row.locked_until > now
+    return {
+        "locked": locked,
+        "locked_until": row.locked_until if locked else None,
+        "failures": row.failures,
+    }
 
 
 async def unlock(session: AsyncSession, *, actor: Actor, user_id: str) -> bool:

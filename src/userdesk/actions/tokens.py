@@ -6,12 +6,15 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from userdesk.actions.audit import AuditEvent, record_for_user
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import fold
+from userdesk.actions.rules import ensure_can_act_on, permissions_of
 from userdesk.errors import InvalidInput, NotFound, PermissionDenied
-from userdesk.models import ApiToken, User, UserStatus
+from userdesk.models import ApiToken, User, UserStatus, UserType
+from userdesk.security.permissions import ALL_PERMISSIONS, Permission
 from userdesk.security.randomness import token_digest
 from userdesk.services import services_of
 
@@ -19,20 +22,52 @@ TOKEN_NAME_MAX = 100
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
-def ensure_may_manage_tokens_of(actor: Actor, user: User) -> None:
-    """A user manages their own tokens; the system actor (the operator's CLI) anyone's."""
-    if not actor.is_system and actor.user_id != user.id:
-        raise PermissionDenied("only the token's owner can manage it")
+def ensure_may_manage_tokens_of(actor: Actor, user: User, *, revoking: bool = False) -> None:
+    """A user manages their own tokens; the system actor (the operator's CLI) anyone's. With
+    users.reset_credentials (and not outranked by the user) one also mints and lists a bot's
+    tokens, and revokes anyone's."""
+    if actor.is_system:
+        return
+    if actor.user_id == user.id:
+        actor.ensure_may_act()
+        return
+    if user.type is UserType.BOT or revoking:
+        actor.require(Permission.USERS_RESET_CREDENTIALS)
+        ensure_can_act_on(actor, user, doing="managing the tokens of")
+        return
+    raise PermissionDenied("only the token's owner can manage it")
 
 
-async def _user_by_username(session: AsyncSession, username: str) -> User:
+def _token_permissions(actor: Actor, user: User, requested: list[str] | None) -> list[str] | None:
+    """What the new token may do: a subset of its user's permissions and of the minting
+    actor's (a restricted token cannot mint a broader one). None means all of the user's."""
+    held = permissions_of(user.roles)
+    ceiling = held if actor.is_system or actor.user_id != user.id else held & actor.permissions
+    if requested is None:
+        return None if ceiling == held else sorted(ceiling)
+    unknown = sorted(set(requested) - ALL_PERMISSIONS)
+    if unknown:
+        raise InvalidInput.one("permissions", "unknown_permission", f"no permission {unknown[0]}")
+    beyond = sorted(set(requested) - ceiling)
+    if beyond:
+        raise InvalidInput.one(
+            "permissions",
+            "beyond_owner",
+            f"{beyond[0]} is not held by {user.username}; a token gets a subset of its "
+            "user's permissions",
+        )
+    return sorted(set(requested))
+
+
+async def _token_user(session: AsyncSession, username: str | None, user_id: str | None) -> User:
     # Locked, so a deactivation in flight either sees this token and revokes it, or has
     # committed and we refuse below.
+    condition = User.public_id == user_id if user_id else User.username_key == fold(username or "")
     user = await session.scalar(
-        select(User).where(User.username_key == fold(username)).with_for_update()
+        select(User).where(condition).options(selectinload(User.roles)).with_for_update(of=User)
     )
     if user is None:
-        raise NotFound(f"no user named {username}")
+        raise NotFound(f"no user with id {user_id}" if user_id else f"no user named {username}")
     return user
 
 
@@ -40,18 +75,21 @@ async def create_token(
     session: AsyncSession,
     *,
     actor: Actor,
-    username: str,
+    username: str | None = None,
+    user_id: str | None = None,
     name: str,
     expires_at: datetime | None = None,
+    permissions: list[str] | None = None,
 ) -> tuple[ApiToken, str]:
     """Returns the token row and its secret, which is shown once and never stored."""
     name = name.strip()
     if not 1 <= len(name) <= TOKEN_NAME_MAX:
         raise InvalidInput.one("name", "length", f"must be 1 to {TOKEN_NAME_MAX} characters long")
-    user = await _user_by_username(session, username)
+    user = await _token_user(session, username, user_id)
     ensure_may_manage_tokens_of(actor, user)
     if user.status is UserStatus.DEACTIVATED:
         raise InvalidInput.one("user", "deactivated", f"{user.username} is deactivated")
+    granted = _token_permissions(actor, user, permissions)
     services = services_of(session)
     now = services.clock.now()
     if expires_at is not None and expires_at <= now:
@@ -65,6 +103,7 @@ async def create_token(
         hint=secret[:8],
         created_at=now,
         expires_at=expires_at,
+        permissions=granted,
     )
     session.add(token)
     await session.flush()
@@ -73,23 +112,31 @@ async def create_token(
         actor=actor,
         event=AuditEvent.TOKEN_CREATED,
         user=user,
-        changes={"token": {"changed": True}, "token_name": {"before": None, "after": name}},
+        changes={
+            "token": {"changed": True},
+            "token_name": {"before": None, "after": name},
+            "token_permissions": {"before": None, "after": granted or "all of the user's"},
+        },
     )
     return token, secret
 
 
-async def revoke_token(session: AsyncSession, *, actor: Actor, token_id: str) -> ApiToken:
+async def revoke_token(
+    session: AsyncSession, *, actor: Actor, token_id: str, user_id: str | None = None
+) -> ApiToken:
+    """Revoke a token (of the user `user_id`, when given: another user's token is not found)."""
     row = await session.execute(
         select(ApiToken, User)
         .join(User, User.id == ApiToken.user_id)
         .where(ApiToken.public_id == token_id)
+        .options(selectinload(User.roles))
         .with_for_update(of=ApiToken)
     )
     found = row.first()
-    if found is None:
+    if found is None or (user_id is not None and found[1].public_id != user_id):
         raise NotFound(f"no token with id {token_id}")
     token, user = found
-    ensure_may_manage_tokens_of(actor, user)
+    ensure_may_manage_tokens_of(actor, user, revoking=True)
     if token.revoked_at is None:
         token.revoked_at = services_of(session).clock.now()
         await record_for_user(

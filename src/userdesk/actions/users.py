@@ -127,11 +127,15 @@ async def create_user(session: AsyncSession, *, actor: Actor, data: UserCreate) 
 
 async def bootstrap_owner(session: AsyncSession, *, actor: Actor, data: UserCreate) -> User:
     """The operator's first (or an extra) owner, created active: the rule that at least one
-    active owner exists must hold from the very first account."""
+    active owner exists must hold from the very first account. The operator vouches for the
+    address, so a workspace that requires verified emails never locks its owner out."""
     if not actor.is_system:
         raise PermissionDenied("only the operator, from the command line, creates owners this way")
     return await _create(
-        session, actor, data.model_copy(update={"roles": [OWNER]}), UserStatus.ACTIVE
+        session,
+        actor,
+        data.model_copy(update={"roles": [OWNER], "email_verified": True}),
+        UserStatus.ACTIVE,
     )
 
 
@@ -200,6 +204,9 @@ async def _create(
             to=user.email,
             context={"user_id": user.public_id, "name": user.name, "username": user.username},
         )
+    from userdesk.actions.recovery import after_email_set  # recovery builds on this module
+
+    changes.update(await after_email_set(session, user))
     await record_for_user(
         session, actor=actor, event=AuditEvent.USER_CREATED, user=user, changes=changes
     )
@@ -260,6 +267,10 @@ async def update_user(
         return user
     user.updated_at = services_of(session).clock.now()
     await flush_unique(session)
+    if "email" in changes:
+        from userdesk.actions.recovery import after_email_set  # recovery builds on this module
+
+        changes.update(await after_email_set(session, user))
     await record_for_user(
         session, actor=actor, event=AuditEvent.USER_UPDATED, user=user, changes=changes
     )

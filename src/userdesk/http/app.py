@@ -12,7 +12,17 @@ from userdesk import __version__
 from userdesk.config import Settings
 from userdesk.db import Database
 from userdesk.http import problems
-from userdesk.http.api import auth, avatars, roles, users, workspace
+from userdesk.http.api import (
+    auth,
+    avatars,
+    credentials,
+    recovery,
+    roles,
+    tokens,
+    two_factor,
+    users,
+    workspace,
+)
 from userdesk.http.deps import DatabaseDep
 from userdesk.http.limits import RequestLimits
 from userdesk.services import Services
@@ -43,7 +53,17 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.settings = settings
     problems.install(app)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
-    for module in (auth, users, avatars, roles, workspace):
+    for module in (
+        auth,
+        users,
+        avatars,
+        roles,
+        workspace,
+        credentials,
+        tokens,
+        two_factor,
+        recovery,
+    ):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"])

@@ -76,3 +76,13 @@ async def current_actor(request: Request, database: DatabaseDep) -> Actor:
 
 
 ActorDep = Annotated[Actor, Depends(current_actor)]
+
+
+async def optional_actor(request: Request, database: DatabaseDep) -> Actor | None:
+    """The caller when they sent credentials (which must then be good), else None."""
+    if not request.headers.get("authorization") and not request.cookies.get(SESSION_COOKIE):
+        return None
+    return await current_actor(request, database)
+
+
+OptionalActorDep = Annotated[Actor | None, Depends(optional_actor)]

@@ -22,6 +22,7 @@ from userdesk.errors import (
     TooManyAttempts,
     Unauthenticated,
 )
+from userdesk.security.sealing import SealingError
 
 log = logging.getLogger("userdesk.http")
 
@@ -48,6 +49,7 @@ _TITLES = {
     422: "Invalid input",
     429: "Too many attempts",
     500: "Internal error",
+    503: "Service unavailable",
 }
 
 
@@ -141,6 +143,17 @@ def install(app: FastAPI) -> None:
             )
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return problem(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(SealingError)
+    async def on_unsealable(_request: Request, exc: SealingError) -> JSONResponse:
+        # The operator's problem, not the caller's: say so plainly, and log it loudly.
+        log.error("cannot open a sealed secret: %s", exc)
+        return problem(
+            503,
+            "secret_key_mismatch",
+            "the server cannot read its stored secrets with its current key "
+            "(USERDESK_SECRET_KEY or the key file changed); an operator must restore it",
+        )
 
     @app.exception_handler(Exception)
     async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -76,3 +76,5 @@ class SignInThrottle(Base):
     # Growing delay: no new attempt is judged before this moment.
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_sign_in_throttles_last_failure_at", "last_failure_at"),)

@@ -119,6 +119,8 @@ class User(Base):
     totp_pending_secret: Mapped[str | None] = mapped_column(String(500))
     totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    # When the user's E2EE keys (table e2e_keys) were stored; None when there are none.
+    e2e_keys_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # name, username and email folded into one string: the single column both databases'
     # trigram indexes cover, so a substring search is one index lookup.
     search_text: Mapped[str] = mapped_column(Text)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from userdesk.actions import two_factor
 from userdesk.actions.context import Actor
 from userdesk.actions.rules import permissions_of
 from userdesk.models import WORKSPACE_ID, ApiToken, LoginSession, User, UserStatus, Workspace
@@ -35,11 +37,20 @@ async def actor_for_token(
         return None
     if user.status is UserStatus.DEACTIVATED:
         return None
-    return _actor(user, ip, user_agent), api_token
+    actor = await _actor(session, user, ip, user_agent)
+    if api_token.permissions is not None:
+        # A restricted token: what its user holds now, narrowed to what the token was given.
+        actor = replace(actor, permissions=actor.permissions & frozenset(api_token.permissions))
+    return actor, api_token
 
 
-def _actor(
-    user: User, ip: str | None, user_agent: str | None, *, by_password: bool = False
+async def _actor(
+    session: AsyncSession,
+    user: User,
+    ip: str | None,
+    user_agent: str | None,
+    *,
+    by_password: bool = False,
 ) -> Actor:
     return Actor(
         user_id=user.id,
@@ -49,6 +60,7 @@ def _actor(
         ip=ip,
         user_agent=user_agent,
         must_change_password=by_password and user.require_password_change,
+        must_enrol_two_factor=await two_factor.must_enrol(session, user),
     )
 
 
@@ -76,4 +88,4 @@ async def actor_for_session(
         return None
     if user.status is UserStatus.DEACTIVATED:
         return None
-    return _actor(user, ip, user_agent, by_password=True), login_session
+    return await _actor(session, user, ip, user_agent, by_password=True), login_session

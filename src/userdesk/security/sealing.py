@@ -9,8 +9,11 @@ the data (USERDESK_SECRET_KEY_FILE). Every process of one deployment must use th
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
+import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -23,10 +26,21 @@ class SealingError(Exception):
 
 
 class Sealer:
-    def __init__(self, key_material: str) -> None:
-        # Any string of the operator's becomes a Fernet key through SHA-256.
-        digest = hashlib.sha256(key_material.encode("utf-8")).digest()
-        self._fernet = Fernet(base64.urlsafe_b64encode(digest))
+    """Seals with a key given, or read (and if need be created) on first use, so a server that
+    never seals anything never writes a key file."""
+
+    def __init__(self, key_material: str | Callable[[], str]) -> None:
+        self._key = key_material
+        self._cached: Fernet | None = None
+
+    @property
+    def _fernet(self) -> Fernet:
+        if self._cached is None:
+            material = self._key if isinstance(self._key, str) else self._key()
+            # Any string of the operator's becomes a Fernet key through SHA-256.
+            digest = hashlib.sha256(material.encode("utf-8")).digest()
+            self._cached = Fernet(base64.urlsafe_b64encode(digest))
+        return self._cached
 
     def seal(self, value: str) -> str:
         return PREFIX + self._fernet.encrypt(value.encode("utf-8")).decode("ascii")
@@ -45,16 +59,23 @@ class Sealer:
 
 def key_from_file(path: Path) -> str:
     """Read the key file, creating it (mode 0600, 256 random bits) when it does not exist.
-    Creation is exclusive, so processes starting together agree on one key."""
+    The new key is written to a private file first and linked into place, which fails if
+    another process got there first: processes starting together agree on one key, and none
+    reads a half-written file."""
     try:
         return path.read_text("ascii").strip()
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text("ascii").strip()
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(base64.urlsafe_b64encode(os.urandom(32)).decode("ascii") + "\n")
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(base64.urlsafe_b64encode(os.urandom(32)).decode("ascii") + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):  # another process's key won: use it
+            os.link(draft, path)
+    finally:
+        draft.unlink(missing_ok=True)
     return path.read_text("ascii").strip()

@@ -76,6 +76,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("totp_pending_secret", sa.String(length=500), nullable=True))
         batch.add_column(sa.Column("totp_enabled_at", UTCDateTime(), nullable=True))
         batch.add_column(sa.Column("totp_last_step", sa.BigInteger(), nullable=True))
+        batch.add_column(sa.Column("e2e_keys_at", UTCDateTime(), nullable=True))
 
     with op.batch_alter_table("api_tokens") as batch:
         batch.add_column(sa.Column("permissions", JSONDocument, nullable=True))
@@ -128,6 +129,9 @@ def upgrade() -> None:
         sa.Column("locked_until", UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_sign_in_throttles")),
     )
+    op.create_index(
+        "ix_sign_in_throttles_last_failure_at", "sign_in_throttles", ["last_failure_at"]
+    )
 
 
 def downgrade() -> None:
@@ -139,6 +143,7 @@ def downgrade() -> None:
         batch.drop_column("permissions")
     with op.batch_alter_table("users") as batch:
         for column in (
+            "e2e_keys_at",
             "totp_last_step",
             "totp_enabled_at",
             "totp_pending_secret",

@@ -1,0 +1,37 @@
+"""The benchmark scripts still run: a tiny smoke run of each (numbers are not checked)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.processes import FAST_HASHING, base_environment
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def _run(*args: str, cwd: Path) -> str:
+    done = subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        env=base_environment(**FAST_HASHING),
+        cwd=cwd,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_password_hash_bench_runs(tmp_path: Path) -> None:
+    out = _run(str(BENCH / "password_hash.py"), "--runs", "3", cwd=tmp_path)
+    assert "verify p50" in out
+
+
+def test_quick_list_bench_runs_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'bench.db'}"
+    out = _run(
+        str(BENCH / "quick_list.py"), "--url", url, "--users", "300", "--repeat", "1", cwd=tmp_path
+    )
+    assert "first page" in out
