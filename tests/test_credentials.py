@@ -306,3 +306,25 @@ async def test_e2e_keys_are_stored_shared_publicly_and_reset_by_an_admin(
         for e in (await client.get("/api/v1/audit", headers=owner.headers)).json()["items"]
     ]
     assert "user.e2e_keys_set" in actions and "user.e2e_keys_reset" in actions
+
+
+async def test_users_are_told_when_their_password_changes(
+    client: httpx.AsyncClient, database: Database, owner: Account, directory: Directory
+) -> None:
+    user = await directory.create("nina", password=PASSWORD)
+    await _login(client, "nina")
+    own = await client.post(
+        "/api/v1/me/password",
+        json={"current_password": PASSWORD, "new_password": "a newer passphrase of hers"},
+    )
+    assert own.status_code == 200
+    await client.post(
+        f"/api/v1/users/{user['id']}/password/reset",
+        json={"mode": "manual", "password": "set by the admin here"},
+        headers=owner.headers,
+    )
+    notices = await queued_emails(database, "password_changed")
+    assert [(n["to"], n["context"]["by"]) for n in notices] == [
+        ("nina@example.com", "you"),
+        ("nina@example.com", "an administrator"),
+    ]

@@ -245,3 +245,48 @@ async def test_a_chunked_body_over_the_limit_is_413(
     )
     assert response.status_code == 413
     assert response.json()["code"] == "body_too_large"
+
+
+async def test_nul_characters_in_any_json_field_are_422_naming_it(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    for method, path, body, field in (
+        ("POST", "/api/v1/auth/login", {"login": "a\x00", "password": "x"}, "login"),
+        ("POST", "/api/v1/auth/password/forgot", {"login": "a\x00b"}, "login"),
+        ("POST", "/api/v1/me/tokens", {"name": "t\x00"}, "name"),
+        (
+            "POST",
+            "/api/v1/me/tokens",
+            {"name": "t", "permissions": ["users.read\x00"]},
+            "permissions",
+        ),
+        ("PUT", "/api/v1/me/e2e-keys", {"public_key": "k\x00", "private_key": "p"}, "public_key"),
+        ("POST", "/api/v1/password-policy/check", {"password": "p", "user_id": "\x00"}, "user_id"),
+    ):
+        response = await client.request(method, path, json=body, headers=owner.headers)
+        assert response.status_code == 422, (path, response.text)
+        assert {"field": field, "code": "nul_character"} in [
+            {"field": e["field"], "code": e["code"]} for e in response.json()["errors"]
+        ], response.text
+
+
+async def test_a_code_of_non_ascii_digits_is_a_wrong_code_not_a_crash(
+    client: httpx.AsyncClient, directory: Directory
+) -> None:
+    import pyotp
+
+    password = "a long enough passphrase"
+    await directory.create("zoe", password=password)
+    await client.post("/api/v1/auth/login", json={"login": "zoe", "password": password})
+    setup = await client.post("/api/v1/me/two-factor/setup", json={"password": password})
+    wide = await client.post("/api/v1/me/two-factor/confirm", json={"code": "１２３４５６"})
+    assert wide.status_code == 422
+    code = pyotp.TOTP(setup.json()["secret"]).now()
+    assert (
+        await client.post("/api/v1/me/two-factor/confirm", json={"code": code})
+    ).status_code == 200
+    client.cookies.clear()
+    refused = await client.post(
+        "/api/v1/auth/login", json={"login": "zoe", "password": password, "code": "１２３４５６"}
+    )
+    assert refused.status_code == 401

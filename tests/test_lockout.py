@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from tests.conftest import Account, Directory, ShiftableClock
+from tests.conftest import Account, Directory, ShiftableClock, queued_emails
 from userdesk.config import Settings
 from userdesk.db import Database
 from userdesk.http.app import create_app
@@ -62,7 +62,11 @@ async def test_delays_grow_after_three_failures_and_say_when_to_retry(
 
 
 async def test_lockout_after_the_threshold_ends_by_itself_or_by_an_admin(
-    client: httpx.AsyncClient, owner: Account, directory: Directory, clock: ShiftableClock
+    client: httpx.AsyncClient,
+    database: Database,
+    owner: Account,
+    directory: Directory,
+    clock: ShiftableClock,
 ) -> None:
     await client.patch(
         "/api/v1/settings",
@@ -71,20 +75,28 @@ async def test_lockout_after_the_threshold_ends_by_itself_or_by_an_admin(
     )
     user = await directory.create("lou", password=PASSWORD)
     assert await _fail(client, "lou", clock, 5) == [401] * 5
-    locked = await _login(client, "lou")
-    assert locked.status_code == 429
-    assert "locked" in locked.json()["detail"]
-    assert 8 * 60 < int(locked.headers["Retry-After"]) <= 10 * 60
+    # Locked: even the right password gets the answer of a wrong one (nothing to tell an
+    # attacker), by username and by email alike; the user learns why by email.
+    for login in ("lou", "LOU@example.com"):
+        locked = await _login(client, login)
+        assert locked.status_code == 401
+        assert locked.json()["detail"] == "wrong username, email or password"
+    [notice] = await queued_emails(database, "account_locked")
+    assert notice["to"] == "lou@example.com" and notice["context"]["failures"] == 5
     status = await client.get(f"/api/v1/users/{user['id']}/lockout", headers=owner.headers)
     assert status.json()["locked"] is True and status.json()["failures"] == 5
     [entry] = await _audit(client, owner, "auth.account_locked")
     assert entry["target"]["name"] == "lou"
+    reasons = [
+        e["changes"]["reason"]["after"] for e in await _audit(client, owner, "auth.sign_in_failed")
+    ]
+    assert reasons.count("locked") == 2
 
     clock.advance(timedelta(minutes=10))  # the lockout runs out
     assert (await _login(client, "lou")).status_code == 200
 
     assert await _fail(client, "lou", clock, 5) == [401] * 5
-    assert (await _login(client, "lou")).status_code == 429
+    assert (await _login(client, "lou")).status_code == 401
     unlocked = await client.post(f"/api/v1/users/{user['id']}/unlock", headers=owner.headers)
     assert unlocked.status_code == 200
     assert unlocked.json() == {"locked": False, "locked_until": None, "failures": 0}
@@ -92,6 +104,26 @@ async def test_lockout_after_the_threshold_ends_by_itself_or_by_an_admin(
     [unlock_entry] = await _audit(client, owner, "auth.account_unlocked")
     assert unlock_entry["actor"]["name"] == "olive"
     assert unlock_entry["changes"]["locked"] == {"before": True, "after": False}
+
+
+async def test_switching_between_username_and_email_neither_escapes_the_lockout_nor_reveals_it(
+    client: httpx.AsyncClient, owner: Account, directory: Directory, clock: ShiftableClock
+) -> None:
+    await client.patch("/api/v1/settings", json={"lockout_threshold": 4}, headers=owner.headers)
+    await directory.create("tess", password=PASSWORD)
+    # Delays belong to the name typed: three failures as "tess" delay "tess" only...
+    for _ in range(3):
+        assert (await _login(client, "tess", WRONG)).status_code == 401
+    assert (await _login(client, "tess", WRONG)).status_code == 429
+    other_name = await _login(client, "tess@example.com", WRONG)
+    unknown_name = await _login(client, "nobody@example.com", WRONG)
+    # ...so the email, and an address of nobody, answer alike: no link between the names.
+    assert other_name.status_code == unknown_name.status_code == 401
+    assert other_name.json() == unknown_name.json()
+    # The fourth failure on the account (whichever name) locked it.
+    clock.advance(timedelta(seconds=31))
+    assert (await _login(client, "tess")).status_code == 401
+    assert (await _login(client, "tess@example.com")).status_code == 401
 
 
 async def test_only_credential_managers_unlock_and_see_lockouts(
@@ -112,22 +144,26 @@ async def test_only_credential_managers_unlock_and_see_lockouts(
     ).status_code in (403, 404)
 
 
-async def test_unknown_logins_are_throttled_exactly_like_real_ones(
+async def test_unknown_logins_are_answered_exactly_like_real_ones(
     client: httpx.AsyncClient, owner: Account, directory: Directory, clock: ShiftableClock
 ) -> None:
     await client.patch("/api/v1/settings", json={"lockout_threshold": 4}, headers=owner.headers)
     await directory.create("rita", password=PASSWORD)
     real, ghost = [], []
     for login, answers in (("rita", real), ("nobody-here", ghost)):
-        for _ in range(6):
+        for n in range(8):
             response = await _login(client, login, WRONG)
             answers.append(
-                (response.status_code, response.json()["code"], response.headers.get("Retry-After"))
+                (
+                    response.status_code,
+                    response.json()["detail"],
+                    response.headers.get("Retry-After"),
+                )
             )
-            if response.status_code == 401 and len(answers) < 4:
+            if n % 2:
                 clock.advance(timedelta(seconds=31))
     assert real == ghost
-    assert [status for status, _, _ in real][-1] == 429
+    assert {status for status, _, _ in real} == {401, 429}
 
 
 async def test_many_failures_from_one_address_are_capped_for_every_account(
@@ -180,3 +216,64 @@ async def test_old_failure_counts_are_purged(
     async with database.reader() as session:
         keys = (await session.execute(text("SELECT key FROM sign_in_throttles"))).scalars().all()
     assert sorted(keys) == ["ip:203.0.113.7", "login:latecomer"]
+
+
+async def test_wrong_current_passwords_count_toward_the_lockout(
+    client: httpx.AsyncClient, owner: Account, directory: Directory, clock: ShiftableClock
+) -> None:
+    """A stolen session must not become a way to guess the password."""
+    await client.patch("/api/v1/settings", json={"lockout_threshold": 3}, headers=owner.headers)
+    await directory.create("cora", password=PASSWORD)
+    assert (await _login(client, "cora")).status_code == 200
+    change = {"current_password": WRONG, "new_password": "another long passphrase"}
+    for _ in range(3):
+        wrong = await client.post("/api/v1/me/password", json=change)
+        assert wrong.status_code == 422
+        assert wrong.json()["errors"][0] == {
+            "field": "current_password",
+            "code": "wrong_password",
+            "message": "is not your password",
+        }
+        clock.advance(timedelta(seconds=31))
+    locked = await client.post("/api/v1/me/password", json={**change, "current_password": PASSWORD})
+    assert locked.status_code == 429
+    assert "locked" in locked.json()["detail"]
+    client.cookies.clear()
+    assert (await _login(client, "cora")).status_code == 401  # locked for sign-in too
+    reasons = [
+        e["changes"]["reason"]["after"] for e in await _audit(client, owner, "auth.sign_in_failed")
+    ]
+    assert reasons.count("wrong current password") == 3
+
+
+async def test_a_reset_by_emailed_link_ends_the_lockout(
+    client: httpx.AsyncClient,
+    database: Database,
+    owner: Account,
+    directory: Directory,
+    clock: ShiftableClock,
+) -> None:
+    await client.patch("/api/v1/settings", json={"lockout_threshold": 3}, headers=owner.headers)
+    await directory.create("finn", password=PASSWORD)
+    await _fail(client, "finn", clock, 3)
+    await client.post("/api/v1/auth/password/forgot", json={"login": "finn"})
+    [email] = await queued_emails(database, "password_reset")
+    token = email["secrets"]["link"].rsplit("#token=", 1)[1]
+    new = "a fresh start passphrase"
+    done = await client.post(
+        "/api/v1/auth/password/reset", json={"token": token, "new_password": new}
+    )
+    assert done.status_code == 200, done.text
+    assert (await _login(client, "finn", new)).status_code == 200
+
+
+def test_addresses_are_grouped_as_clients_are() -> None:
+    from userdesk.actions.throttle import ip_key
+
+    assert ip_key("203.0.113.7") == "ip:203.0.113.7"
+    # An IPv4 client seen through a dual-stack socket is that IPv4 client, not all of them.
+    assert ip_key("::ffff:203.0.113.7") == "ip:203.0.113.7"
+    assert ip_key("::ffff:198.51.100.1") != ip_key("::ffff:203.0.113.7")
+    # IPv6 hosts get a /64 each, so one host cannot dodge the cap by changing addresses.
+    assert ip_key("2001:db8:1:2::5") == ip_key("2001:db8:1:2:ffff::9") == "ip:2001:db8:1:2::/64"
+    assert ip_key(None) is None and ip_key("not an address") == "ip:not an address"

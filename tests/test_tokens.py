@@ -53,16 +53,38 @@ async def test_a_restricted_token_can_do_only_what_it_was_given(
     )
     assert refused.status_code == 403
     assert refused.json()["permission"] == "users.create"
-    # A restricted token cannot mint a broader one, explicitly or by default.
-    broader = await client.post(
-        "/api/v1/me/tokens",
-        json={"name": "wider", "permissions": ["users.read", "users.create"]},
-        headers=reader,
+    # A restricted token touches none of its user's credentials, keys or tokens.
+    for method, path, body in (
+        ("POST", "/api/v1/me/tokens", {"name": "wider"}),
+        ("GET", "/api/v1/me/tokens", None),
+        ("POST", "/api/v1/me/password", {"current_password": "x", "new_password": "y" * 12}),
+        ("PUT", "/api/v1/me/e2e-keys", {"public_key": "k", "private_key": "p"}),
+        ("POST", "/api/v1/me/two-factor/setup", {"password": "guess"}),
+    ):
+        refused = await client.request(method, path, json=body, headers=reader)
+        assert refused.status_code == 403, (path, refused.text)
+        assert "restricted" in refused.json()["detail"]
+
+
+async def test_a_token_minted_with_an_expiring_token_does_not_outlive_it(
+    client: httpx.AsyncClient, owner: Account, clock: ShiftableClock
+) -> None:
+    day = await client.post(
+        "/api/v1/me/tokens", json={"name": "ci", "expires_in_days": 1}, headers=owner.headers
     )
-    assert broader.status_code == 422
-    assert broader.json()["errors"][0]["field"] == "permissions"
-    inherited = await client.post("/api/v1/me/tokens", json={"name": "same"}, headers=reader)
-    assert inherited.json()["token"]["permissions"] == ["users.read"]
+    ci = bearer(day.json()["secret"])
+    longer = await client.post(
+        "/api/v1/me/tokens", json={"name": "forever", "expires_in_days": 30}, headers=ci
+    )
+    assert longer.status_code == 422
+    assert longer.json()["errors"][0]["code"] == "outlives_minting_token"
+    child = await client.post("/api/v1/me/tokens", json={"name": "child"}, headers=ci)
+    assert child.status_code == 201
+    assert child.json()["token"]["expires_at"] == day.json()["token"]["expires_at"]
+    clock.advance(timedelta(days=1, seconds=1))
+    assert (
+        await client.get("/api/v1/me", headers=bearer(child.json()["secret"]))
+    ).status_code == 401
 
 
 async def test_token_permissions_must_be_known_and_held_by_the_user(

@@ -200,10 +200,18 @@ async def test_recovery_codes_work_once_and_regenerating_kills_the_old_ones(
     await _signed_in(client, "reo", codes[2])
     assert (await _status(client))["recovery_codes_left"] == 7
 
-    wrong = await client.post("/api/v1/me/two-factor/recovery-codes", json={"password": "nope"})
+    wrong = await client.post(
+        "/api/v1/me/two-factor/recovery-codes", json={"password": "nope", "code": codes[3]}
+    )
     assert _field_error(wrong, "password")["code"] == "wrong_password"
+    # The password alone is not enough: a code too, so a stolen session and password cannot
+    # mint a lasting way past the second factor.
+    no_code = await client.post(
+        "/api/v1/me/two-factor/recovery-codes", json={"password": PASSWORD, "code": "000000"}
+    )
+    assert _field_error(no_code, "code")["code"] == "wrong_code"
     regenerated = await client.post(
-        "/api/v1/me/two-factor/recovery-codes", json={"password": PASSWORD}
+        "/api/v1/me/two-factor/recovery-codes", json={"password": PASSWORD, "code": codes[4]}
     )
     assert regenerated.status_code == 200, regenerated.text
     assert regenerated.headers["cache-control"] == "no-store"
@@ -214,7 +222,9 @@ async def test_recovery_codes_work_once_and_regenerating_kills_the_old_ones(
     assert len(rows) == 10 and all(r.used_at is None for r in rows)
 
     client.cookies.clear()
-    assert (await _login(client, "reo", codes[3])).status_code == 401
+    assert (await _login(client, "reo", codes[5])).status_code == 401
+    changes = [e["context"]["change"] for e in await queued_emails(database, "two_factor_changed")]
+    assert changes == ["enabled", "recovery_codes_regenerated"]
     await _signed_in(client, "reo", new_codes[0])
     [entry] = await _audit(client, owner, "user.recovery_codes_regenerated")
     assert entry["target"]["name"] == "reo"
@@ -386,7 +396,7 @@ async def test_bad_input_names_the_field(client: httpx.AsyncClient, owner: Accou
         ("setup", {"password": PASSWORD, "extra": 1}, "extra"),
         ("confirm", {"code": "   "}, "code"),
         ("confirm", {"code": 123456}, "code"),
-        ("recovery-codes", {"password": None}, "password"),
+        ("recovery-codes", {"password": None, "code": "123456"}, "password"),
         ("disable", {"password": PASSWORD, "code": "x" * 65}, "code"),
     ):
         response = await client.post(
@@ -441,3 +451,30 @@ async def test_a_changed_server_key_is_a_clear_503_not_a_crash(
     assert response.status_code == 503
     assert response.json()["code"] == "secret_key_mismatch"
     assert secret not in response.text
+
+
+async def test_renaming_or_deleting_a_role_keeps_the_2fa_requirement_on_the_same_roles(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    h = owner.headers
+    created = await client.post(
+        "/api/v1/roles", json={"name": "ops", "permissions": ["users.read"]}, headers=h
+    )
+    assert created.status_code == 201, created.text
+    await client.post("/api/v1/roles", json={"name": "temp"}, headers=h)
+    await client.patch(
+        "/api/v1/settings", json={"two_factor_required_roles": ["ops", "temp", "admin"]}, headers=h
+    )
+    renamed = await client.patch("/api/v1/roles/ops", json={"name": "operators"}, headers=h)
+    assert renamed.status_code == 200, renamed.text
+    settings = (await client.get("/api/v1/settings", headers=h)).json()
+    assert settings["two_factor_required_roles"] == ["admin", "operators", "temp"]
+    assert (await client.delete("/api/v1/roles/temp", headers=h)).status_code == 204
+    settings = (await client.get("/api/v1/settings", headers=h)).json()
+    assert settings["two_factor_required_roles"] == ["admin", "operators"]
+    [entry] = await _audit(client, owner, "role.updated")
+    assert entry["changes"]["two_factor_required_roles"]["after"] == [
+        "admin",
+        "operators",
+        "temp",
+    ]

@@ -134,3 +134,13 @@ class LinkInvalid(InvalidInput):
 
 class EmailAlreadyVerified(Conflict):
     code = "email_already_verified"
+
+
+class WrongPassword(InvalidInput):
+    """The current password given to confirm a sensitive change was wrong. The HTTP adapter
+    counts it as a failed sign-in of `user_id` (after the action's transaction rolled back),
+    so these checks cannot be used to guess a password past the lockout."""
+
+    def __init__(self, field: str, *, user_id: str) -> None:
+        super().__init__([FieldError(field, "wrong_password", "is not your password")])
+        self.user_id = user_id

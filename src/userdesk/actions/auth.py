@@ -13,7 +13,9 @@ from userdesk.actions import seats, throttle, two_factor
 from userdesk.actions.audit import AuditEvent, record, record_for_user
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import PasswordChange, SignIn, email_key, fold
+from userdesk.actions.outbox import notify_user
 from userdesk.actions.passwords import check_password, store_password
+from userdesk.actions.reauth import check_current_password
 from userdesk.actions.rules import ensure_can_act_on, lock_user
 from userdesk.errors import (
     DomainError,
@@ -21,6 +23,7 @@ from userdesk.errors import (
     InvalidInput,
     NotFound,
     PermissionDenied,
+    TooManyAttempts,
     TwoFactorCodeRequired,
     Unauthenticated,
 )
@@ -48,7 +51,8 @@ class SignInResult:
 async def _failed(
     session: AsyncSession,
     *,
-    subject: str,
+    login: str,
+    account: str | None,
     ip: str | None,
     workspace: Workspace,
     user: User | None,
@@ -64,7 +68,13 @@ async def _failed(
             changes={"reason": {"before": None, "after": reason}},
         )
     await throttle.note_failure(
-        session, subject=subject, ip=ip, workspace=workspace, user=user, actor=attempt
+        session,
+        login=login,
+        account=account,
+        ip=ip,
+        workspace=workspace,
+        user=user,
+        actor=attempt,
     )
     if reason == "wrong code":
         return SignInResult(
@@ -101,12 +111,44 @@ async def sign_in(
         ip=ip,
         user_agent=user_agent,
     )
-    subject = throttle.account_key(user) if user else throttle.login_key(fold(data.login))
-    refused = await throttle.refusal(session, subject=subject, ip=ip, workspace=workspace)
-    if refused is not None:
+    login = throttle.login_key(fold(data.login))
+    account = throttle.account_key(user) if user else None
+    refused = await throttle.refusal(
+        session, login=login, account=account, ip=ip, workspace=workspace
+    )
+    if isinstance(refused, TooManyAttempts):
         return SignInResult(refusal=refused)
+    if isinstance(refused, throttle.AccountLocked):
+        # Answered exactly like a wrong password, in the same time and with the same count
+        # on the typed name (so its delays match a name of nobody's); the user was emailed.
+        assert user is not None
+        await services.passwords.verify(None, data.password)
+        await throttle.note_failure(
+            session,
+            login=login,
+            account=None,
+            ip=ip,
+            workspace=workspace,
+            user=None,
+            actor=attempt,
+        )
+        await record_for_user(
+            session,
+            actor=attempt,
+            event=AuditEvent.SIGN_IN_FAILED,
+            user=user,
+            changes={"reason": {"before": None, "after": "locked"}},
+        )
+        return SignInResult(refusal=Unauthenticated(FAILED))
     failed = partial(
-        _failed, session, subject=subject, ip=ip, workspace=workspace, user=user, attempt=attempt
+        _failed,
+        session,
+        login=login,
+        account=account,
+        ip=ip,
+        workspace=workspace,
+        user=user,
+        attempt=attempt,
     )
     # Unknown users are checked against a decoy hash: the refusal takes as long either way.
     if user is None or not await services.passwords.verify(user.password_hash, data.password):
@@ -122,18 +164,6 @@ async def sign_in(
         return SignInResult(
             refusal=Unauthenticated("this account is deactivated; ask an administrator")
         )
-    second_factor = None
-    if two_factor.has_two_factor(user):
-        if not data.code:
-            # The password was right: say a code is needed. Not a failure, not a success.
-            return SignInResult(
-                refusal=TwoFactorCodeRequired(
-                    "enter the code from your authenticator app, or a recovery code"
-                )
-            )
-        second_factor = await two_factor.verify_sign_in_code(session, user, data.code)
-        if second_factor is None:
-            return await failed(reason="wrong code")
     if workspace.email_verification_required and not user.email_verified:
         await record_for_user(
             session,
@@ -149,6 +179,18 @@ async def sign_in(
             )
         )
 
+    second_factor = None
+    if two_factor.has_two_factor(user):
+        if not data.code:
+            # The password was right: say a code is needed. Not a failure, not a success.
+            return SignInResult(
+                refusal=TwoFactorCodeRequired(
+                    "enter the code from your authenticator app, or a recovery code"
+                )
+            )
+        second_factor = await two_factor.verify_sign_in_code(session, user, data.code)
+        if second_factor is None:
+            return await failed(reason="wrong code")
     now = services.clock.now()
     assert user.password_hash is not None
     if services.passwords.needs_rehash(user.password_hash):
@@ -161,7 +203,8 @@ async def sign_in(
         user.status = UserStatus.ACTIVE
         changes["status"] = {"before": UserStatus.PENDING.value, "after": UserStatus.ACTIVE.value}
     user.last_login_at = now
-    await throttle.note_success(session, subject=subject)
+    assert account is not None
+    await throttle.note_success(session, login=login, account=account)
     secret = services.randomness.session_secret()
     session.add(
         LoginSession(
@@ -224,10 +267,12 @@ async def change_own_password(
     """With the current password; ends every other session of the user, keeps this one."""
     if actor.public_id is None:
         raise PermissionDenied("only a signed-in user has a password of their own")
+    actor.ensure_own_credentials()
     services = services_of(session)
     user = await lock_user(session, actor.public_id)
-    if not await services.passwords.verify(user.password_hash, data.current_password):
-        raise InvalidInput.one("current_password", "wrong_password", "is not your password")
+    await check_current_password(
+        session, actor=actor, user=user, password=data.current_password, field="current_password"
+    )
     if data.new_password == data.current_password:
         raise InvalidInput.one("new_password", "unchanged", "must differ from the current password")
     await check_password(
@@ -247,6 +292,7 @@ async def change_own_password(
         user=user,
         changes={"password": {"changed": True}, "require_password_change": {"after": False}},
     )
+    await notify_user(session, user, "password_changed", by="you")
     return user
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from userdesk.errors import PasswordChangeRequired, PermissionDenied, TwoFactorEnrolmentRequired
 from userdesk.security.permissions import ALL_PERMISSIONS, Permission
@@ -26,6 +27,12 @@ class Actor:
     # until it is, every permission check refuses too (enrolling needs none). Set for sessions
     # and tokens alike, since a token acts for its user.
     must_enrol_two_factor: bool = False
+    # Acting through a personal access token: restricted to a subset of permissions or not,
+    # and when it expires. A token never changes its user's credentials unless it carries all
+    # of the user's permissions, and never mints a token that outlives it.
+    via_token: bool = False
+    restricted_token: bool = False
+    token_expires_at: datetime | None = None
 
     @classmethod
     def system(cls, name: str = "system") -> Actor:
@@ -52,10 +59,20 @@ class Actor:
                 "(POST /api/v1/me/two-factor/setup, then POST /api/v1/me/two-factor/confirm)"
             )
 
+    def ensure_own_credentials(self) -> None:
+        """For changes of one's own credentials and keys (password, 2FA, email, tokens, E2EE
+        keys): a token restricted to some permissions was given less than that."""
+        if self.restricted_token:
+            raise PermissionDenied(
+                "a token restricted to some permissions cannot change its user's credentials, "
+                "keys or tokens; sign in, or use an unrestricted token"
+            )
+
     def ensure_may_act(self) -> None:
         """For actions on oneself that need no permission (own tokens, own E2EE keys): refused
-        all the same while a password change (or 2FA enrolment) is pending."""
+        while a password change (or 2FA enrolment) is pending, and to restricted tokens."""
         self._ensure_password_current()
+        self.ensure_own_credentials()
 
     def require(self, permission: Permission) -> None:
         self._ensure_password_current()

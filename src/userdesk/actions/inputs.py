@@ -203,8 +203,25 @@ def _not_null(value: Any) -> Any:
     return value
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list | tuple):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
 class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", str_max_length=10_000)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """No field of any input holds a NUL character (PostgreSQL cannot store one, and no
+        name, password or key needs one), whatever else its own rules allow."""
+        if _has_nul(value):
+            raise PydanticCustomError("nul_character", "must not contain NUL characters")
+        return value
 
 
 class ProfileFields(_Input):
@@ -382,7 +399,7 @@ class TwoFactorCode(_Input):
     code: Annotated[str, BeforeValidator(_text), _length(1, 64)]
 
 
-class TwoFactorDisable(_Input):
+class PasswordAndCode(_Input):
     password: Annotated[str, _length(1, 1024)]
     code: Annotated[str, BeforeValidator(_text), _length(1, 64)]
 

@@ -42,3 +42,19 @@ async def enqueue_email(
             next_attempt_at=now,
         )
     )
+
+
+async def notify_user(session: AsyncSession, user: Any, template: str, **extra: Any) -> None:
+    """Tell a user, at their address, of a change to their account's security (new password,
+    2FA turned on or off, new recovery codes): if it was not them, they learn of it."""
+    await enqueue_email(
+        session,
+        template=template,
+        to=user.email,
+        context={
+            "user_id": user.public_id,
+            "name": user.name,
+            "username": user.username,
+            **extra,
+        },
+    )

@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from userdesk.actions.audit import AuditEvent, record_for_user
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import AdminPasswordReset
-from userdesk.actions.outbox import enqueue_email
+from userdesk.actions.outbox import enqueue_email, notify_user
 from userdesk.actions.rules import ensure_can_act_on, lock_user
 from userdesk.errors import FieldError, InvalidInput
-from userdesk.models import ApiToken, LoginSession, User, Workspace
+from userdesk.models import ApiToken, LoginSession, OneTimeLink, User, Workspace
 from userdesk.queries.workspace import get_workspace
 from userdesk.security.password_policy import PasswordPolicy
 from userdesk.security.permissions import Permission
@@ -63,8 +63,14 @@ async def store_password(session: AsyncSession, user: User, password: str) -> No
 async def end_access(
     session: AsyncSession, user: User, *, now: datetime, keep_session_digest: str | None = None
 ) -> int:
-    """Revoke every open session and token of the user (but the one session kept, if any).
-    Each request checks them in the database, so every server process refuses them at once."""
+    """Revoke every open session and token of the user (but the one session kept, if any),
+    and close their open one-time links (reset, verification, email change). Each request
+    checks these in the database, so every server process refuses them at once."""
+    await session.execute(
+        update(OneTimeLink)
+        .where(OneTimeLink.user_id == user.id, OneTimeLink.used_at.is_(None))
+        .values(used_at=now)
+    )
     await session.execute(
         update(ApiToken)
         .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
@@ -135,6 +141,8 @@ async def reset_password(
             secrets={"password": password},
         )
         changes["email"] = {"before": None, "after": "queued"}
+    else:
+        await notify_user(session, user, "password_changed", by="an administrator")
     await session.flush()
     await record_for_user(
         session, actor=actor, event=AuditEvent.PASSWORD_RESET, user=user, changes=changes

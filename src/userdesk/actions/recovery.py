@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from userdesk.actions import throttle
 from userdesk.actions.audit import AuditEvent, diff, record_for_user
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import (
@@ -28,8 +29,9 @@ from userdesk.actions.inputs import (
     email_key,
     fold,
 )
-from userdesk.actions.outbox import enqueue_email
+from userdesk.actions.outbox import enqueue_email, notify_user
 from userdesk.actions.passwords import check_password, end_access, store_password
+from userdesk.actions.reauth import check_current_password
 from userdesk.actions.rules import ensure_can_act_on, flush_unique, lock_user
 from userdesk.actions.users import _ensure_unique, _set_profile, snapshot
 from userdesk.errors import (
@@ -126,7 +128,11 @@ async def _send_link(
             "email": to,
             "expires_at": expires_at.isoformat(),
         },
-        secrets={"link": f"{services.public_url}/{RESET_PATH if reset else VERIFY_PATH}/{secret}"},
+        # The secret rides in the fragment, which browsers never send to a server: it stays
+        # out of access logs and Referer headers; the page reads it and POSTs it.
+        secrets={
+            "link": f"{services.public_url}/{RESET_PATH if reset else VERIFY_PATH}#token={secret}"
+        },
     )
 
 
@@ -244,6 +250,7 @@ async def reset_password_by_link(
     user.require_password_change = False
     user.email_verified = True
     await _close_links(session, user, LinkPurpose.PASSWORD_RESET)
+    await throttle.forget(session, user)
     ended = await end_access(session, user, now=now)
     changes = diff(before, snapshot(user))
     changes["password"] = {"changed": True}
@@ -255,6 +262,7 @@ async def reset_password_by_link(
         user=user,
         changes=changes,
     )
+    await notify_user(session, user, "password_changed", by="a reset link")
     return user
 
 
@@ -340,9 +348,9 @@ async def request_email_change(session: AsyncSession, *, actor: Actor, data: Ema
     if actor.public_id is None:
         raise PermissionDenied("only a signed-in user has an email address of their own")
     actor.require(Permission.PROFILE_EDIT)
+    actor.ensure_own_credentials()
     user = await lock_user(session, actor.public_id)
-    if not await services_of(session).passwords.verify(user.password_hash, data.password):
-        raise InvalidInput.one("password", "wrong_password", "is not your password")
+    await check_current_password(session, actor=actor, user=user, password=data.password)
     if email_key(data.email) == user.email_key:
         raise InvalidInput.one("email", "unchanged", "is already your email address")
     await _ensure_address_free(session, user, data.email)

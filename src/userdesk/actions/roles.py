@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from userdesk.actions import seats
 from userdesk.actions.audit import AuditEvent, diff, record
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import RoleCreate, RoleUpdate
 from userdesk.actions.rules import flush_unique
 from userdesk.errors import BuiltInRole, Duplicate, InvalidInput, NotFound, RoleInUse
-from userdesk.models import Role, user_roles
+from userdesk.models import Role, Workspace, user_roles
 from userdesk.security.permissions import Permission
 from userdesk.services import services_of
 
@@ -82,8 +85,22 @@ async def create_role(session: AsyncSession, *, actor: Actor, data: RoleCreate) 
     return role
 
 
+def _rename_in_settings(workspace: Workspace, old: str, new: str | None) -> dict[str, Any]:
+    """Keep two_factor_required_roles naming the same roles when one is renamed or deleted,
+    so a rename can never drop the requirement. Returns the audit change, if any."""
+    listed = list(workspace.two_factor_required_roles or [])
+    if old not in listed:
+        return {}
+    kept = {n for n in listed if n != old}
+    updated = sorted(kept | {new} if new is not None else kept)
+    workspace.two_factor_required_roles = updated
+    return {"two_factor_required_roles": {"before": listed, "after": updated}}
+
+
 async def update_role(session: AsyncSession, *, actor: Actor, name: str, data: RoleUpdate) -> Role:
     actor.require(Permission.ROLES_MANAGE)
+    # A rename may touch the workspace's settings: the workspace first, as every action locks.
+    workspace = await seats.lock_workspace(session) if "name" in data.model_fields_set else None
     role = await _lock_role(session, name)
     if role.built_in:
         raise BuiltInRole(f"{role.name} is a built-in role and cannot be changed", field="name")
@@ -101,8 +118,12 @@ async def update_role(session: AsyncSession, *, actor: Actor, name: str, data: R
     if "name" in fields and data.name is not None and data.name != role.name:
         if await session.scalar(select(Role.id).where(Role.name == data.name)) is not None:
             raise Duplicate(f"a role named {data.name} already exists", field="name")
+        assert workspace is not None
+        settings_change = _rename_in_settings(workspace, role.name, data.name)
         role.name = data.name
-    changes = diff(before, _fields(role))
+    else:
+        settings_change = {}
+    changes = diff(before, _fields(role)) | settings_change
     if changes:
         role.updated_at = services_of(session).clock.now()
         await flush_unique(session)
@@ -120,6 +141,7 @@ async def update_role(session: AsyncSession, *, actor: Actor, name: str, data: R
 
 async def delete_role(session: AsyncSession, *, actor: Actor, name: str) -> None:
     actor.require(Permission.ROLES_MANAGE)
+    workspace = await seats.lock_workspace(session)
     role = await _lock_role(session, name)
     if role.built_in:
         raise BuiltInRole(f"{role.name} is a built-in role and cannot be deleted", field="name")
@@ -132,6 +154,7 @@ async def delete_role(session: AsyncSession, *, actor: Actor, name: str) -> None
             f"{holders} user(s) hold the role {role.name}; take it from them before deleting it",
             field="name",
         )
+    settings_change = _rename_in_settings(workspace, role.name, None)
     await session.delete(role)
     await session.flush()
     await record(
@@ -141,5 +164,6 @@ async def delete_role(session: AsyncSession, *, actor: Actor, name: str) -> None
         target_type="role",
         target_id=role.name,
         target_name=role.name,
-        changes={k: {"before": v, "after": None} for k, v in _fields(role).items()},
+        changes={k: {"before": v, "after": None} for k, v in _fields(role).items()}
+        | settings_change,
     )

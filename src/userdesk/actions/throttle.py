@@ -1,11 +1,16 @@
 """Brute-force defence for sign-in: growing delays, a temporary lockout, a per-address cap.
 
 Failures are counted in the database (sign_in_throttles), so every server process sees the
-same counts, and under a row lock, so parallel guesses cannot slip past the count. Keys:
+same counts, and under row locks, so parallel guesses cannot slip past the count. Three keys:
 
-- "account:<id>" for a real account, "login:<folded login>" for a name that matches nobody.
-  Both behave alike (same delays, same lockout), so throttling reveals no account's existence.
-- "ip:<address>" (IPv6 by its /64 network), for spraying many accounts from one place.
+- "login:<folded login>", the name as typed: each failure in a row past the third makes the
+  next attempt with that name wait (1 s, doubling, at most 30 s). Visible (429 with
+  Retry-After), and the same for a name that matches nobody, so it reveals nothing.
+- "account:<id>": failures against the account, whichever name was typed. At the threshold
+  the account locks for a while. While locked, every attempt gets the same answer as a wrong
+  password (the user is told by email), so a lockout cannot tell an attacker that a username
+  and an email belong to one account.
+- "ip:<address>" (IPv6 by its /64 network): a cap on failures from one place, for spraying.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from userdesk.actions.audit import AuditEvent, record_for_user
 from userdesk.actions.context import Actor
+from userdesk.actions.inputs import fold
+from userdesk.actions.outbox import enqueue_email
 from userdesk.actions.rules import ensure_can_act_on, lock_user
 from userdesk.db import dialect_of
 from userdesk.errors import TooManyAttempts
@@ -53,8 +60,18 @@ def ip_key(ip: str | None) -> str | None:
     except ValueError:
         return f"ip:{ip[:64]}"
     if address.version == 6:
+        mapped = address.ipv4_mapped or address.sixtofour
+        if mapped is not None:  # an IPv4 client seen through an IPv6 socket
+            return f"ip:{mapped}"
         return f"ip:{ipaddress.ip_network(f'{address}/64', strict=False)}"
     return f"ip:{address}"
+
+
+class AccountLocked:
+    """The account is locked until `until`: the attempt is refused like a wrong password."""
+
+    def __init__(self, until: datetime) -> None:
+        self.until = until
 
 
 def _seconds_until(moment: datetime, now: datetime) -> int:
@@ -76,25 +93,25 @@ async def _rows(
 
 
 async def refusal(
-    session: AsyncSession, *, subject: str, ip: str | None, workspace: Workspace
-) -> TooManyAttempts | None:
-    """Why no attempt may be judged now, or None. Locks the rows until the attempt is done."""
+    session: AsyncSession,
+    *,
+    login: str,
+    account: str | None,
+    ip: str | None,
+    workspace: Workspace,
+) -> TooManyAttempts | AccountLocked | None:
+    """Why no attempt may be judged now, or None. Locks the name's and the account's rows
+    until the attempt is done, so parallel guesses are judged one by one; the address's row
+    is only read, so people behind one proxy don't queue behind each other."""
     now = services_of(session).clock.now()
-    address = ip_key(ip)
-    # The subject's row is locked, so parallel guesses at one account are judged one by one;
-    # the address's row is only read, so people behind one proxy don't queue behind each other.
-    own = (await _rows(session, [subject], for_update=True)).get(subject)
-    if own is not None and own.locked_until is not None and own.locked_until > now:
-        return TooManyAttempts(
-            "too many failed sign-ins: this account is locked for now; "
-            "try again later or ask an administrator to unlock it",
-            retry_after=_seconds_until(own.locked_until, now),
-        )
-    if own is not None and own.next_attempt_at is not None and own.next_attempt_at > now:
+    rows = await _rows(session, [login] + ([account] if account else []), for_update=True)
+    typed = rows.get(login)
+    if typed is not None and typed.next_attempt_at is not None and typed.next_attempt_at > now:
         return TooManyAttempts(
             "too many failed sign-ins: wait before trying again",
-            retry_after=_seconds_until(own.next_attempt_at, now),
+            retry_after=_seconds_until(typed.next_attempt_at, now),
         )
+    address = ip_key(ip)
     by_address = (
         (await _rows(session, [address], for_update=False)).get(address) if address else None
     )
@@ -107,6 +124,9 @@ async def refusal(
             "too many failed sign-ins from this network: try again later",
             retry_after=_seconds_until(by_address.window_started_at + _window_of(workspace), now),
         )
+    locked = rows.get(account) if account else None
+    if locked is not None and locked.locked_until is not None and locked.locked_until > now:
+        return AccountLocked(locked.locked_until)
     return None
 
 
@@ -124,16 +144,27 @@ async def _ensure_rows(session: AsyncSession, keys: list[str], now: datetime) ->
     )
 
 
+def _restart_if_quiet(row: SignInThrottle, now: datetime, window: timedelta) -> None:
+    """A quiet spell as long as the lockout starts the count again."""
+    if row.failures and now - row.last_failure_at >= window:
+        row.failures = 0
+        row.window_started_at = now
+        row.locked_until = None
+        row.next_attempt_at = None
+
+
 async def note_failure(
     session: AsyncSession,
     *,
-    subject: str,
+    login: str,
+    account: str | None,
     ip: str | None,
     workspace: Workspace,
     user: User | None,
     actor: Actor,
 ) -> None:
-    """Count a failed attempt; lock the subject once the threshold is reached."""
+    """Count a failed attempt against the name, the account and the address; delay the
+    name's next attempt; lock the account once the threshold is reached."""
     now = services_of(session).clock.now()
     window = _window_of(workspace)
     address = ip_key(ip)
@@ -145,7 +176,8 @@ async def note_failure(
         .with_for_update(skip_locked=True)
     )
     await session.execute(delete(SignInThrottle).where(SignInThrottle.key.in_(forgotten)))
-    await _ensure_rows(session, [subject] + ([address] if address else []), now)
+    keys = [login] + ([account] if account else [])
+    await _ensure_rows(session, keys + ([address] if address else []), now)
     if address:
         # One atomic statement: the window restarts once it has run out.
         ran_out = SignInThrottle.window_started_at <= now - window
@@ -158,36 +190,70 @@ async def note_failure(
                 last_failure_at=now,
             )
         )
-    own = (await _rows(session, [subject], for_update=True))[subject]
-    if own.failures and now - own.last_failure_at >= window:
-        # A quiet spell as long as the lockout starts the count again.
-        own.failures = 0
-        own.window_started_at = now
-        own.locked_until = None
-        own.next_attempt_at = None
-    own.failures += 1
-    own.last_failure_at = now
-    if own.failures >= DELAY_AFTER:
-        delay = min(2 ** (own.failures - DELAY_AFTER), MAX_DELAY_SECONDS)
-        own.next_attempt_at = now + timedelta(seconds=delay)
-    if own.failures >= workspace.lockout_threshold and own.locked_until is None:
-        own.locked_until = now + window
-        if user is not None:
-            await record_for_user(
-                session,
-                actor=actor,
-                event=AuditEvent.ACCOUNT_LOCKED,
-                user=user,
-                changes={
-                    "failures": {"before": None, "after": own.failures},
-                    "locked_until": {"before": None, "after": own.locked_until.isoformat()},
-                },
-            )
+    rows = await _rows(session, keys, for_update=True)
+    for row in rows.values():
+        _restart_if_quiet(row, now, window)
+        row.failures += 1
+        row.last_failure_at = now
+    typed = rows[login]
+    if typed.failures >= DELAY_AFTER:
+        delay = min(2 ** (typed.failures - DELAY_AFTER), MAX_DELAY_SECONDS)
+        typed.next_attempt_at = now + timedelta(seconds=delay)
+    counted = rows.get(account) if account else None
+    if (
+        counted is not None
+        and user is not None
+        and counted.failures >= workspace.lockout_threshold
+        and counted.locked_until is None
+    ):
+        counted.locked_until = now + window
+        await _locked(session, user=user, actor=actor, row=counted)
 
 
-async def note_success(session: AsyncSession, *, subject: str) -> None:
-    """A successful sign-in clears the account's count (the address's count stays)."""
-    await session.execute(delete(SignInThrottle).where(SignInThrottle.key == subject))
+async def _locked(session: AsyncSession, *, user: User, actor: Actor, row: SignInThrottle) -> None:
+    """Audit the lockout and tell the user: their sign-ins are refused as wrong until it
+    ends, so the email is how they learn why."""
+    assert row.locked_until is not None
+    until = row.locked_until.isoformat()
+    await record_for_user(
+        session,
+        actor=actor,
+        event=AuditEvent.ACCOUNT_LOCKED,
+        user=user,
+        changes={
+            "failures": {"before": None, "after": row.failures},
+            "locked_until": {"before": None, "after": until},
+        },
+    )
+    await enqueue_email(
+        session,
+        template="account_locked",
+        to=user.email,
+        context={
+            "user_id": user.public_id,
+            "name": user.name,
+            "username": user.username,
+            "failures": row.failures,
+            "locked_until": until,
+        },
+    )
+
+
+async def note_success(session: AsyncSession, *, login: str, account: str) -> None:
+    """A successful sign-in clears the name's and the account's counts (the address's stay)."""
+    await session.execute(delete(SignInThrottle).where(SignInThrottle.key.in_([login, account])))
+
+
+def names_of(user: User) -> list[str]:
+    """The login keys a user's own names give: their username and email as typed."""
+    return [login_key(fold(user.username)), login_key(fold(user.email))]
+
+
+async def forget(session: AsyncSession, user: User) -> None:
+    """Drop the user's failure counts, lockout and delays (a reset by emailed link proves
+    the mailbox, so the lockout has done its job)."""
+    keys = [account_key(user), *names_of(user)]
+    await session.execute(delete(SignInThrottle).where(SignInThrottle.key.in_(keys)))
 
 
 async def status(session: AsyncSession, *, viewer: Actor, user: User) -> dict[str, Any]:
@@ -212,6 +278,8 @@ async def unlock(session: AsyncSession, *, actor: Actor, user_id: str) -> bool:
     user = await lock_user(session, user_id)
     ensure_can_act_on(actor, user, doing="unlocking")
     row = (await _rows(session, [account_key(user)], for_update=True)).get(account_key(user))
+    # The delays on the user's own names go too, so they can sign in at once.
+    await session.execute(delete(SignInThrottle).where(SignInThrottle.key.in_(names_of(user))))
     if row is None:
         return False
     now = services_of(session).clock.now()

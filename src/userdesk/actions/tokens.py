@@ -94,6 +94,17 @@ async def create_token(
     now = services.clock.now()
     if expires_at is not None and expires_at <= now:
         raise InvalidInput.one("expires_at", "in_the_past", "must be in the future")
+    if actor.token_expires_at is not None:
+        # Minted with an expiring token: the new one must not outlive it.
+        if expires_at is None:
+            expires_at = actor.token_expires_at
+        elif expires_at > actor.token_expires_at:
+            raise InvalidInput.one(
+                "expires_in_days",
+                "outlives_minting_token",
+                "must not end after the token used to mint it "
+                f"({actor.token_expires_at.isoformat()})",
+            )
     secret = services.randomness.token()
     token = ApiToken(
         public_id=services.randomness.public_id(),

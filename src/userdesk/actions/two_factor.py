@@ -11,9 +11,10 @@ from sqlalchemy.orm import selectinload
 
 from userdesk.actions.audit import AuditEvent, record_for_user
 from userdesk.actions.context import Actor
-from userdesk.actions.inputs import CurrentPassword, TwoFactorCode, TwoFactorDisable
-from userdesk.actions.outbox import enqueue_email
+from userdesk.actions.inputs import CurrentPassword, PasswordAndCode, TwoFactorCode
+from userdesk.actions.outbox import enqueue_email, notify_user
 from userdesk.actions.passwords import end_access
+from userdesk.actions.reauth import check_current_password
 from userdesk.actions.rules import ensure_can_act_on, lock_user
 from userdesk.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from userdesk.models import RecoveryCode, User, UserType, Workspace
@@ -105,12 +106,8 @@ async def _recovery_codes_left(session: AsyncSession, user: User) -> int:
 async def _lock_self(session: AsyncSession, actor: Actor) -> User:
     if actor.public_id is None:
         raise PermissionDenied("only a signed-in user has a second factor of their own")
+    actor.ensure_own_credentials()
     return await lock_user(session, actor.public_id)
-
-
-async def _check_password(session: AsyncSession, user: User, password: str) -> None:
-    if not await services_of(session).passwords.verify(user.password_hash, password):
-        raise InvalidInput.one("password", "wrong_password", "is not your password")
 
 
 def _ensure_enabled(user: User) -> None:
@@ -163,7 +160,7 @@ async def start_enrolment(
     user = await _lock_self(session, actor)
     if has_two_factor(user):
         raise Conflict("two-factor authentication is already on; disable it first")
-    await _check_password(session, user, data.password)
+    await check_current_password(session, actor=actor, user=user, password=data.password)
     services = services_of(session)
     secret = totp.new_secret()
     user.totp_pending_secret = services.sealer.seal(secret)
@@ -205,16 +202,21 @@ async def confirm_enrolment(
             "recovery_codes": {"changed": True},
         },
     )
+    await notify_user(session, user, "two_factor_changed", change="enabled")
     return codes
 
 
 async def regenerate_recovery_codes(
-    session: AsyncSession, *, actor: Actor, data: CurrentPassword
+    session: AsyncSession, *, actor: Actor, data: PasswordAndCode
 ) -> list[str]:
-    """Ten new recovery codes; every earlier one, used or not, stops working."""
+    """Ten new recovery codes; every earlier one, used or not, stops working. Needs the
+    password and a current code: a stolen session and password alone must not yield a
+    lasting way past the second factor."""
     user = await _lock_self(session, actor)
     _ensure_enabled(user)
-    await _check_password(session, user, data.password)
+    await check_current_password(session, actor=actor, user=user, password=data.password)
+    if await verify_sign_in_code(session, user, data.code) is None:
+        raise InvalidInput.one("code", "wrong_code", "is wrong or was already used")
     codes = await _replace_recovery_codes(session, user)
     await record_for_user(
         session,
@@ -223,12 +225,11 @@ async def regenerate_recovery_codes(
         user=user,
         changes={"recovery_codes": {"changed": True}},
     )
+    await notify_user(session, user, "two_factor_changed", change="recovery_codes_regenerated")
     return codes
 
 
-async def disable_two_factor(
-    session: AsyncSession, *, actor: Actor, data: TwoFactorDisable
-) -> User:
+async def disable_two_factor(session: AsyncSession, *, actor: Actor, data: PasswordAndCode) -> User:
     """Turn one's own 2FA off, with the password and a TOTP or recovery code; refused while a
     role of the user requires 2FA."""
     user = await _lock_self(session, actor)
@@ -240,7 +241,7 @@ async def disable_two_factor(
             f"the workspace requires two-factor authentication for the role {', '.join(roles)} "
             "(setting two_factor_required_roles), so it cannot be turned off"
         )
-    await _check_password(session, user, data.password)
+    await check_current_password(session, actor=actor, user=user, password=data.password)
     if await verify_sign_in_code(session, user, data.code) is None:
         raise InvalidInput.one("code", "wrong_code", "is wrong or was already used")
     _clear(user)
@@ -253,6 +254,7 @@ async def disable_two_factor(
         user=user,
         changes={"two_factor_enabled": {"before": True, "after": False}},
     )
+    await notify_user(session, user, "two_factor_changed", change="disabled")
     return user
 
 

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from userdesk.actions.reauth import note_wrong_password
 from userdesk.errors import (
     Conflict,
     DomainError,
@@ -21,6 +22,7 @@ from userdesk.errors import (
     PermissionDenied,
     TooManyAttempts,
     Unauthenticated,
+    WrongPassword,
 )
 from userdesk.security.sealing import SealingError
 
@@ -124,6 +126,19 @@ def domain_problem(exc: DomainError) -> JSONResponse:
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def on_domain_error(_request: Request, exc: DomainError) -> JSONResponse:
+        return domain_problem(exc)
+
+    @app.exception_handler(WrongPassword)
+    async def on_wrong_password(request: Request, exc: WrongPassword) -> JSONResponse:
+        # The action's transaction rolled back; the failure is counted in one of its own.
+        database = request.app.state.database
+        async with database.transaction() as session:
+            await note_wrong_password(
+                session,
+                user_id=exc.user_id,
+                ip=request.client.host if request.client else None,
+                user_agent=request.headers.get("user-agent"),
+            )
         return domain_problem(exc)
 
     @app.exception_handler(RequestValidationError)

@@ -37,10 +37,18 @@ async def actor_for_token(
         return None
     if user.status is UserStatus.DEACTIVATED:
         return None
-    actor = await _actor(session, user, ip, user_agent)
+    actor = replace(
+        await _actor(session, user, ip, user_agent),
+        via_token=True,
+        token_expires_at=api_token.expires_at,
+    )
     if api_token.permissions is not None:
         # A restricted token: what its user holds now, narrowed to what the token was given.
-        actor = replace(actor, permissions=actor.permissions & frozenset(api_token.permissions))
+        actor = replace(
+            actor,
+            permissions=actor.permissions & frozenset(api_token.permissions),
+            restricted_token=True,
+        )
     return actor, api_token
 
 

@@ -39,7 +39,7 @@ def code_at_step(secret: str, step: int) -> str:
 def matching_step(secret: str, code: str, moment: datetime) -> int | None:
     """The time step whose code this is (within the allowed drift), or None."""
     code = normalise_code(code)
-    if len(code) != DIGITS or not code.isdigit():
+    if not looks_like_totp(code):
         return None
     now = step_at(moment)
     found = None
@@ -69,5 +69,6 @@ def recovery_digest(code: str) -> str:
 
 
 def looks_like_totp(code: str) -> bool:
+    """Six ASCII digits (str.isdigit alone would take "１２３４５６" too)."""
     normalised = normalise_code(code)
-    return len(normalised) == DIGITS and normalised.isdigit()
+    return len(normalised) == DIGITS and normalised.isascii() and normalised.isdigit()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from userdesk.actions import two_factor as two_factor_actions
-from userdesk.actions.inputs import CurrentPassword, TwoFactorCode, TwoFactorDisable
+from userdesk.actions.inputs import CurrentPassword, PasswordAndCode, TwoFactorCode
 from userdesk.actions.two_factor import TwoFactorStatus
 from userdesk.http.deps import ActorDep, DatabaseDep
 from userdesk.http.problems import problem_responses
@@ -66,7 +66,7 @@ async def confirm(
 
 @router.post("/me/two-factor/recovery-codes", response_model=RecoveryCodesView)
 async def regenerate(
-    body: CurrentPassword, actor: ActorDep, database: DatabaseDep, response: Response
+    body: PasswordAndCode, actor: ActorDep, database: DatabaseDep, response: Response
 ) -> RecoveryCodesView:
     """Ten new recovery codes, answered once; the earlier ones stop working."""
     async with database.transaction() as session:
@@ -77,7 +77,7 @@ async def regenerate(
 
 @router.post("/me/two-factor/disable", response_model=TwoFactorStatusView)
 async def disable(
-    body: TwoFactorDisable, actor: ActorDep, database: DatabaseDep
+    body: PasswordAndCode, actor: ActorDep, database: DatabaseDep
 ) -> TwoFactorStatusView:
     """Turn 2FA off with the password and a code (TOTP or recovery); refused while a role
     of one's requires 2FA."""
