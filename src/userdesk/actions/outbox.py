@@ -58,3 +58,18 @@ async def notify_user(session: AsyncSession, user: Any, template: str, **extra: 
             **extra,
         },
     )
+
+
+MAIL_NOT_CONFIGURED = (
+    "email is not configured (no SMTP server in the settings): the email is kept in the "
+    "built-in mail catcher (GET /api/v1/mail) and nobody receives it"
+)
+
+
+def mail_configured(workspace: Any) -> bool:
+    return bool(workspace.smtp_host)
+
+
+def email_warning(workspace: Any) -> str | None:
+    """The warning an answer carries when the action queued email that cannot be delivered."""
+    return None if mail_configured(workspace) else MAIL_NOT_CONFIGURED

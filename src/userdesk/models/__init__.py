@@ -3,6 +3,7 @@
 from userdesk.models.audit import AuditEntry
 from userdesk.models.avatars import AvatarImage
 from userdesk.models.base import Base
+from userdesk.models.invitations import Invitation, InviteLink
 from userdesk.models.outbox import OutboxMessage
 from userdesk.models.security import (
     E2EKeys,
@@ -24,6 +25,8 @@ __all__ = [
     "AvatarKind",
     "Base",
     "E2EKeys",
+    "Invitation",
+    "InviteLink",
     "LinkPurpose",
     "OneTimeLink",
     "RecoveryCode",

@@ -40,6 +40,16 @@ class Workspace(Base):
     lockout_threshold: Mapped[int] = mapped_column(Integer, default=10)
     lockout_minutes: Mapped[int] = mapped_column(Integer, default=15)
     ip_failure_limit: Mapped[int] = mapped_column(Integer, default=100)
+    # Email delivery. No smtp_host: emails are kept in the outbox (the mail catcher).
+    smtp_host: Mapped[str | None] = mapped_column(String(255))
+    smtp_port: Mapped[int | None] = mapped_column(Integer)
+    smtp_security: Mapped[str] = mapped_column(String(16), default="starttls")
+    smtp_username: Mapped[str | None] = mapped_column(String(255))
+    smtp_password: Mapped[str | None] = mapped_column(String(1000))  # sealed; never shown
+    mail_from_address: Mapped[str | None] = mapped_column(String(320))
+    mail_from_name: Mapped[str | None] = mapped_column(String(100))
+    mail_max_attempts: Mapped[int] = mapped_column(Integer, default=8)
+    invitation_expiry_days: Mapped[int] = mapped_column(Integer, default=7)
 
     __table_args__ = (
         CheckConstraint(f"id = {WORKSPACE_ID}", name="single_row"),
