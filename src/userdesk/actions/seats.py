@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from userdesk.errors import SeatLimitReached
-from userdesk.models import WORKSPACE_ID, UserCount, UserStatus, UserType, Workspace
+from userdesk.models import (
+    WORKSPACE_ID,
+    Invitation,
+    User,
+    UserCount,
+    UserStatus,
+    UserType,
+    Workspace,
+)
+from userdesk.queries.invitations import invitation_open
+from userdesk.services import services_of
 
 SEAT_STATUSES = (UserStatus.PENDING, UserStatus.ACTIVE)
 
@@ -28,23 +38,38 @@ async def lock_workspace(session: AsyncSession) -> Workspace:
 
 
 async def seats_used(session: AsyncSession) -> int:
+    """Pending and active humans, and open invitations: each holds a seat for its address.
+    Joining closes the invitation in the transaction that creates its user; an invited
+    address that became a user some other way is counted once, as the user."""
     rows = await session.scalars(
         select(UserCount.count).where(
             UserCount.type == UserType.HUMAN, UserCount.status.in_(SEAT_STATUSES)
         )
     )
-    return sum(rows)
+    invited = await session.scalar(
+        select(func.count())
+        .select_from(Invitation)
+        .where(
+            invitation_open(services_of(session).clock.now()),
+            ~exists().where(User.email_key == Invitation.email_key),
+        )
+    )
+    return sum(rows) + (invited or 0)
 
 
-async def ensure_free_seat(session: AsyncSession, workspace: Workspace) -> None:
-    """Raise SeatLimitReached unless one more seat fits. Call with the workspace locked."""
+async def ensure_free_seat(session: AsyncSession, workspace: Workspace, needed: int = 1) -> None:
+    """Raise SeatLimitReached unless `needed` more seats fit. Call with the workspace locked."""
     if workspace.seat_limit is None:
         return
     used = await seats_used(session)
-    if used + 1 > workspace.seat_limit:
+    if used + needed > workspace.seat_limit:
+        taken = (
+            f"all {workspace.seat_limit} seats are taken ({used} used)"
+            if needed == 1
+            else f"{needed} more seats do not fit: {used} of {workspace.seat_limit} seats are used"
+        )
         raise SeatLimitReached(
-            f"all {workspace.seat_limit} seats are taken ({used} used); raise the seat limit "
-            "or deactivate someone first"
+            f"{taken}; raise the seat limit, revoke invitations or deactivate someone first"
         )
 
 
