@@ -144,6 +144,16 @@ DEFAULT_SETTINGS = {
     "lockout_threshold": 10,
     "lockout_minutes": 15,
     "ip_failure_limit": 100,
+    "smtp_host": None,
+    "smtp_port": None,
+    "smtp_security": "starttls",
+    "smtp_username": None,
+    "smtp_password_set": False,
+    "mail_from_address": None,
+    "mail_from_name": None,
+    "mail_max_attempts": 8,
+    "invitation_expiry_days": 7,
+    "email_configured": False,
 }
 
 

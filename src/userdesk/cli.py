@@ -222,6 +222,41 @@ def serve(
     uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level="info")
 
 
+@app.command()
+def worker(
+    once: Annotated[
+        bool, typer.Option("--once", help="Deliver what is due now, then exit.")
+    ] = False,
+) -> None:
+    """Deliver queued email (run with USERDESK_MAIL_WORKER=false on the servers, or beside
+    them: several workers never send one email at the same time)."""
+    import logging
+    import signal
+
+    from userdesk.mail.worker import MailWorker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    async def work(database: Database) -> int:
+        mail = MailWorker(database)
+        if once:
+            total = 0
+            while handled := await mail.run_once():
+                total += handled
+            return total
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        out.print("userdesk worker delivering email; stop with Ctrl-C", markup=False)
+        await mail.run_until(stop)
+        return 0
+
+    handled = run(work)
+    if once:
+        out.print(f"handled {handled} email(s)", markup=False)
+
+
 @app.command("create-owner")
 def create_owner(
     username: Annotated[str, typer.Option(help="Username of the new owner.")],
@@ -537,7 +572,20 @@ def users_reset_two_factor(who: Annotated[str, typer.Argument(help="Username or 
 # --- settings ----------------------------------------------------------------------------
 
 SETTING_NAMES = tuple(SettingsUpdate.model_fields)
+SHOWN_SETTINGS = tuple(SettingsView.model_fields)  # no smtp_password: it is write-only
 LIST_SETTINGS = ("two_factor_required_roles",)
+# Settings that "none" clears (others take "none" literally, like smtp_security none).
+CLEARABLE_SETTINGS = (
+    "seat_limit",
+    "password_max_repeated",
+    "two_factor_required_roles",
+    "smtp_host",
+    "smtp_port",
+    "smtp_username",
+    "smtp_password",
+    "mail_from_address",
+    "mail_from_name",
+)
 
 
 @settings_app.command("get")
@@ -545,8 +593,8 @@ def settings_get(
     key: Annotated[str | None, typer.Argument(help="One setting; all when left out.")] = None,
 ) -> None:
     """Print the workspace settings as JSON, or one value."""
-    if key is not None and key not in SETTING_NAMES:
-        fail(f"unknown setting {key!r}; settings are {', '.join(SETTING_NAMES)}", 3)
+    if key is not None and key not in SHOWN_SETTINGS:
+        fail(f"unknown setting {key!r}; settings are {', '.join(SHOWN_SETTINGS)}", 3)
 
     async def work(database: Database) -> SettingsView:
         async with database.reader() as session:
@@ -576,7 +624,7 @@ def settings_set(
     if key not in SETTING_NAMES:
         fail(f"unknown setting {key!r}; settings are {', '.join(SETTING_NAMES)}", 3)
     parsed: Any = value
-    if value.lower() in ("none", "null", "unlimited", ""):
+    if key in CLEARABLE_SETTINGS and value.lower() in ("none", "null", "unlimited", ""):
         parsed = [] if key in LIST_SETTINGS else None
     elif key in LIST_SETTINGS:
         parsed = [part.strip() for part in value.split(",") if part.strip()]

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8000",
         description="The address people reach userdesk at; links in emails start with it.",
     )
+    mail_worker: bool = Field(
+        True,
+        description="Deliver queued email from inside `serve`. Set false when separate "
+        "`userdesk worker` processes deliver it.",
+    )
     argon2_time_cost: int = Field(2, ge=1, description="argon2id iterations.")
     argon2_memory_kib: int = Field(19_456, ge=8, description="argon2id memory in KiB.")
     argon2_parallelism: int = Field(1, ge=1, description="argon2id lanes.")

@@ -144,3 +144,14 @@ class WrongPassword(InvalidInput):
     def __init__(self, field: str, *, user_id: str) -> None:
         super().__init__([FieldError(field, "wrong_password", "is not your password")])
         self.user_id = user_id
+
+
+class InvitationInvalid(DomainError):
+    """A join token that cannot be used: unknown, expired, withdrawn or used (`reason`).
+    A token that matches nothing gets the same code as one that stopped working."""
+
+    code = "invitation_invalid"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -10,6 +10,7 @@ import segno
 from pydantic import BaseModel
 
 from userdesk.models import ApiToken, AuditEntry, E2EKeys, LoginSession, Role, User, Workspace
+from userdesk.queries.invitations import InvitationItem, InviteLinkItem, Person
 from userdesk.queries.users import UserPage
 from userdesk.queries.workspace import Seats
 from userdesk.security.password_policy import PasswordPolicy
@@ -48,6 +49,9 @@ class UserView(BaseModel):
     last_login_at: datetime | None
     deactivated_at: datetime | None
     created_by: str | None
+    # Only in answers to actions that emailed the user, when no SMTP server is configured:
+    # the email is in the mail catcher, not on its way.
+    warning: str | None = None
 
     @classmethod
     def of(cls, user: User) -> UserView:
@@ -182,10 +186,31 @@ class SettingsView(BaseModel):
     lockout_threshold: int
     lockout_minutes: int
     ip_failure_limit: int
+    smtp_host: str | None
+    smtp_port: int | None
+    smtp_security: str
+    smtp_username: str | None
+    # The SMTP password is write-only: only whether one is set is ever shown.
+    smtp_password_set: bool
+    mail_from_address: str | None
+    mail_from_name: str | None
+    mail_max_attempts: int
+    invitation_expiry_days: int
+    # Whether emails leave the server; false means the built-in mail catcher keeps them.
+    email_configured: bool
 
     @classmethod
     def of(cls, workspace: Workspace) -> SettingsView:
-        return cls.model_validate({field: getattr(workspace, field) for field in cls.model_fields})
+        computed = {
+            "smtp_password_set": workspace.smtp_password is not None,
+            "email_configured": bool(workspace.smtp_host),
+        }
+        return cls.model_validate(
+            {
+                field: computed[field] if field in computed else getattr(workspace, field)
+                for field in cls.model_fields
+            }
+        )
 
 
 class PasswordRuleView(BaseModel):
@@ -348,6 +373,7 @@ class AcceptedView(BaseModel):
     """A request taken (202); what was sent, where saying so reveals nothing."""
 
     detail: str
+    warning: str | None = None
 
 
 class LinkFollowedView(BaseModel):
@@ -360,3 +386,137 @@ class ResetLinkView(BaseModel):
     valid: bool
     username: str
     expires_at: datetime
+
+
+class InvitationResultView(BaseModel):
+    """One address of an invitation request: invited, reinvited, member or invalid."""
+
+    email: str
+    status: str
+    reason: str | None
+
+
+class InvitationsSentView(BaseModel):
+    results: list[InvitationResultView]
+    warning: str | None
+
+
+class PersonView(BaseModel):
+    id: str
+    username: str
+    name: str
+
+    @classmethod
+    def of(cls, person: Person | None) -> PersonView | None:
+        if person is None:
+            return None
+        return cls(id=person.id, username=person.username, name=person.name)
+
+
+class InvitationView(BaseModel):
+    id: str
+    email: str
+    roles: list[str]
+    status: str
+    invited_by: PersonView | None
+    created_at: datetime
+    expires_at: datetime
+    last_sent_at: datetime
+    sent_count: int
+    accepted_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, item: InvitationItem) -> InvitationView:
+        invitation = item.invitation
+        return cls(
+            id=invitation.public_id,
+            email=invitation.email,
+            roles=list(invitation.roles),
+            status=item.status.value,
+            invited_by=PersonView.of(item.invited_by),
+            created_at=invitation.created_at,
+            expires_at=invitation.expires_at,
+            last_sent_at=invitation.last_sent_at,
+            sent_count=invitation.sent_count,
+            accepted_at=invitation.accepted_at,
+            revoked_at=invitation.revoked_at,
+        )
+
+
+class InvitationListView(BaseModel):
+    items: list[InvitationView]
+    next_cursor: str | None
+
+
+class InvitationResentView(BaseModel):
+    invitation: InvitationView
+    warning: str | None
+
+
+class InviteLinkView(BaseModel):
+    """An invite link as listed: never its secret, which is shown once, when it is made."""
+
+    id: str
+    roles: list[str]
+    status: str
+    created_by: PersonView | None
+    created_at: datetime
+    expires_at: datetime
+    max_uses: int | None
+    uses: int
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, item: InviteLinkItem) -> InviteLinkView:
+        link = item.link
+        return cls(
+            id=link.public_id,
+            roles=list(link.roles),
+            status=item.status.value,
+            created_by=PersonView.of(item.created_by),
+            created_at=link.created_at,
+            expires_at=link.expires_at,
+            max_uses=link.max_uses,
+            uses=link.uses,
+            revoked_at=link.revoked_at,
+        )
+
+
+class InviteLinkListView(BaseModel):
+    items: list[InviteLinkView]
+    next_cursor: str | None
+
+
+class CreatedInviteLinkView(BaseModel):
+    """A new link with its URL, which holds the secret: shown in this answer only."""
+
+    id: str
+    url: str
+    expires_at: datetime
+    max_uses: int | None
+    uses: int
+    roles: list[str]
+
+
+class CreatedInviteLinksView(BaseModel):
+    links: list[CreatedInviteLinkView]
+
+
+class JoinInfoView(BaseModel):
+    """What the join page needs before its form; `email` is the invited address (null for
+    an invite link, whose form asks for one)."""
+
+    workspace: str
+    kind: str
+    email: str | None
+    expires_at: datetime
+    password_policy: PasswordPolicyView
+
+
+class JoinedView(BaseModel):
+    """The new user; `signed_in` is false when the workspace requires a verified address
+    and theirs is not yet (a verification link was emailed)."""
+
+    user: UserView
+    signed_in: bool

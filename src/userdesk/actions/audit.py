@@ -43,11 +43,29 @@ class AuditEvent(StrEnum):
     E2E_KEYS_RESET = "user.e2e_keys_reset"
     ACCOUNT_LOCKED = "auth.account_locked"
     ACCOUNT_UNLOCKED = "auth.account_unlocked"
+    EMAIL_RETRIED = "mail.retried"
+    TEST_EMAIL_SENT = "mail.test_sent"
+    INVITATION_SENT = "invitation.sent"
+    INVITATION_RESENT = "invitation.resent"
+    INVITATION_REVOKED = "invitation.revoked"
+    INVITATION_ACCEPTED = "invitation.accepted"
+    INVITE_LINK_CREATED = "invite_link.created"
+    INVITE_LINK_REVOKED = "invite_link.revoked"
+    USER_JOINED = "user.joined"
 
 
 # Never written to the audit log, whatever an action passes: only the fact of a change is kept.
 SECRET_FIELDS = frozenset(
-    {"password", "password_hash", "token", "digest", "totp_secret", "code", "recovery_codes"}
+    {
+        "password",
+        "password_hash",
+        "token",
+        "digest",
+        "totp_secret",
+        "code",
+        "recovery_codes",
+        "smtp_password",
+    }
 )
 
 

@@ -205,6 +205,30 @@ async def sign_in(
     user.last_login_at = now
     assert account is not None
     await throttle.note_success(session, login=login, account=account)
+    secret = open_session(session, user, workspace=workspace, ip=ip, user_agent=user_agent)
+    await session.flush()
+    await record_for_user(
+        session,
+        actor=attempt,
+        event=AuditEvent.SIGNED_IN,
+        user=user,
+        changes=changes,
+    )
+    return SignInResult(user=user, secret=secret)
+
+
+def open_session(
+    session: AsyncSession,
+    user: User,
+    *,
+    workspace: Workspace,
+    ip: str | None,
+    user_agent: str | None,
+) -> str:
+    """Start a server-side session for a user whose credentials were just proven; returns
+    its cookie secret (shown once; only its digest is kept)."""
+    services = services_of(session)
+    now = services.clock.now()
     secret = services.randomness.session_secret()
     session.add(
         LoginSession(
@@ -218,15 +242,7 @@ async def sign_in(
             user_agent=user_agent[:500] if user_agent else None,
         )
     )
-    await session.flush()
-    await record_for_user(
-        session,
-        actor=attempt,
-        event=AuditEvent.SIGNED_IN,
-        user=user,
-        changes=changes,
-    )
-    return SignInResult(user=user, secret=secret)
+    return secret
 
 
 async def sign_out(session: AsyncSession, *, actor: Actor, secret: str) -> None:

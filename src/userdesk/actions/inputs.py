@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 import zoneinfo
 from functools import cache
@@ -140,6 +141,16 @@ def _check_password(value: str) -> str:
     return value
 
 
+def _check_smtp_host(value: str) -> str:
+    if not 1 <= len(value) <= 253 or any(
+        not (c.isascii() and (c.isalnum() or c in ".-:[]")) for c in value
+    ):
+        raise PydanticCustomError(
+            "smtp_host_format", "must be a host name or IP address, such as smtp.example.com"
+        )
+    return value
+
+
 def _check_role_name(value: str) -> str:
     if (
         not 2 <= len(value) <= ROLE_NAME_MAX
@@ -188,6 +199,7 @@ VoipExtension = Annotated[str, BeforeValidator(_text), AfterValidator(_check_voi
 AvatarUrl = Annotated[str, BeforeValidator(_text), AfterValidator(_check_avatar_url)]
 Password = Annotated[str, AfterValidator(_check_password)]
 RoleName = Annotated[str, BeforeValidator(_text), AfterValidator(_check_role_name)]
+SmtpHost = Annotated[str, BeforeValidator(_text), AfterValidator(_check_smtp_host)]
 Description = Annotated[
     str,
     BeforeValidator(_text),
@@ -342,6 +354,17 @@ class SettingsUpdate(_Input):
     lockout_threshold: Annotated[int, Field(ge=3, le=100)] | None = None
     lockout_minutes: Annotated[int, Field(ge=1, le=24 * 60)] | None = None
     ip_failure_limit: Annotated[int, Field(ge=10, le=100_000)] | None = None
+    # Email delivery: null smtp_host means no SMTP server (the built-in mail catcher).
+    smtp_host: SmtpHost | None = None
+    smtp_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    smtp_security: Literal["none", "starttls", "tls"] | None = None
+    smtp_username: Annotated[str, *_single_line(255)] | None = None
+    # Write-only: stored sealed, never shown by any API (settings show smtp_password_set).
+    smtp_password: Annotated[str, _length(1, 500)] | None = None
+    mail_from_address: Email | None = None
+    mail_from_name: Name | None = None
+    mail_max_attempts: Annotated[int, Field(ge=1, le=50)] | None = None
+    invitation_expiry_days: Annotated[int, Field(ge=1, le=90)] | None = None
 
     @field_validator(
         "name",
@@ -360,6 +383,9 @@ class SettingsUpdate(_Input):
         "lockout_threshold",
         "lockout_minutes",
         "ip_failure_limit",
+        "smtp_security",
+        "mail_max_attempts",
+        "invitation_expiry_days",
         mode="before",
     )
     @classmethod
@@ -427,3 +453,53 @@ class VerificationRequest(_Input):
 class EmailChange(_Input):
     email: Email
     password: Annotated[str, _length(1, 1024)]
+
+
+class TestEmail(_Input):
+    # Left out: the address of whoever asks.
+    to: Email | None = None
+
+
+MAX_INVITATIONS = 500
+_ADDRESS_SEPARATORS = re.compile(r"[,;\s]+")
+
+
+def _address_list(value: Any) -> Any:
+    """One string of addresses separated by commas, semicolons, white space or line breaks,
+    or a list of such strings: the addresses, blanks dropped. Each is judged on its own by
+    the action (normalised_email), so one bad address does not refuse the others."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        return value  # the list[str] rule names what is wrong
+    return [part for item in items for part in _ADDRESS_SEPARATORS.split(item) if part]
+
+
+def normalised_email(value: str) -> str:
+    """An address as the Email type keeps it; PydanticCustomError says why it is not one."""
+    return _check_email(_text(value))
+
+
+class InvitationCreate(_Input):
+    emails: Annotated[
+        list[str],
+        BeforeValidator(_address_list),
+        Field(min_length=1, max_length=MAX_INVITATIONS),
+    ]
+    # Left out: the default role of people.
+    roles: RoleList | None = None
+
+
+class InviteLinkCreate(_Input):
+    expires_in_days: Annotated[int, Field(ge=1, le=90)] = 7
+    # null: any number of people may join through the link until it expires.
+    max_uses: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    roles: RoleList | None = None
+    count: Annotated[int, Field(ge=1, le=50)] = 1
+
+
+class JoinRequest(_Input):
+    name: Name
+    username: Username
+    password: Password
+    # Required through an invite link; an invitation brings its own address.
+    email: Email | None = None

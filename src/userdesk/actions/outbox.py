@@ -6,7 +6,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from userdesk.actions.audit import AuditEvent, record
+from userdesk.actions.context import Actor
+from userdesk.errors import Conflict, NotFound
 from userdesk.models import OutboxMessage
+from userdesk.security.permissions import Permission
 from userdesk.security.sealing import Sealer
 from userdesk.services import services_of
 
@@ -29,6 +33,7 @@ async def enqueue_email(
     back when the email is rendered."""
     services = services_of(session)
     now = services.clock.now()
+    session.info["emails_queued"] = session.info.get("emails_queued", 0) + 1
     payload: dict[str, Any] = {"to": to, "template": template, "context": context}
     if secrets:
         payload["secrets"] = {k: services.sealer.seal(v) for k, v in secrets.items()}
@@ -73,3 +78,40 @@ def mail_configured(workspace: Any) -> bool:
 def email_warning(workspace: Any) -> str | None:
     """The warning an answer carries when the action queued email that cannot be delivered."""
     return None if mail_configured(workspace) else MAIL_NOT_CONFIGURED
+
+
+async def retry_email(session: AsyncSession, *, actor: Actor, email_id: int) -> OutboxMessage:
+    """Queue a failed (or captured) email again, with a fresh count of attempts."""
+    actor.require(Permission.SETTINGS_MANAGE)
+    row = await session.get(OutboxMessage, email_id, with_for_update=True)
+    if row is None or not row.kind.startswith("email."):
+        raise NotFound(f"no email with id {email_id}")
+    if row.status not in ("failed", "captured"):
+        raise Conflict(
+            f"email {email_id} is {row.status}; only failed or captured ones are retried"
+        )
+    before = row.status
+    row.status = "queued"
+    row.attempts = 0
+    row.next_attempt_at = services_of(session).clock.now()
+    row.claimed_until = None
+    await record(
+        session,
+        actor=actor,
+        event=AuditEvent.EMAIL_RETRIED,
+        target_type="email",
+        target_id=str(row.id),
+        target_name=row.payload.get("to"),
+        changes={"status": {"before": before, "after": "queued"}},
+    )
+    return row
+
+
+async def queued_email_warning(session: AsyncSession) -> str | None:
+    """The warning for an answer: set when this transaction queued email that will not leave
+    the server because no SMTP server is configured."""
+    from userdesk.queries.workspace import get_workspace  # queries build on actions
+
+    if not session.info.get("emails_queued"):
+        return None
+    return email_warning(await get_workspace(session))

@@ -12,9 +12,12 @@ from userdesk.actions.inputs import SettingsUpdate
 from userdesk.errors import Conflict, InvalidInput
 from userdesk.models import Role, Workspace
 from userdesk.security.permissions import Permission
+from userdesk.services import services_of
 
 # Settings copied as given (validated by SettingsUpdate); name and seat_limit have rules here.
-PLAIN_FIELDS = tuple(f for f in SettingsUpdate.model_fields if f not in ("name", "seat_limit"))
+PLAIN_FIELDS = tuple(
+    f for f in SettingsUpdate.model_fields if f not in ("name", "seat_limit", "smtp_password")
+)
 
 
 def _fields(workspace: Workspace) -> dict[str, object]:
@@ -43,6 +46,11 @@ async def update_settings(
     for field in PLAIN_FIELDS:
         if field in fields:
             setattr(workspace, field, getattr(data, field))
+    if "smtp_password" in fields:
+        # Sealed with the server key: the database never holds it in clear, no API shows it.
+        workspace.smtp_password = (
+            services_of(session).sealer.seal(data.smtp_password) if data.smtp_password else None
+        )
     if workspace.password_min_length > workspace.password_max_length:
         raise InvalidInput.one(
             "password_min_length",

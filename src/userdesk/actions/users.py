@@ -34,6 +34,7 @@ from userdesk.errors import Conflict, Duplicate, PermissionDenied
 from userdesk.models import (
     AvatarImage,
     AvatarKind,
+    Invitation,
     User,
     UserStatus,
     UserType,
@@ -191,6 +192,16 @@ async def _create(
     session.add(user)
     await flush_unique(session)
     await seats.move(session, user.type, None, user.status)
+    # An open invitation for this address is moot now that the address is a member.
+    await session.execute(
+        update(Invitation)
+        .where(
+            Invitation.email_key == user.email_key,
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )
 
     changes = diff({}, snapshot(user))
     changes["roles"] = {"before": None, "after": sorted(r.name for r in roles)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,11 +12,13 @@ from sqlalchemy import text
 from userdesk import __version__
 from userdesk.config import Settings
 from userdesk.db import Database
-from userdesk.http import problems
+from userdesk.http import join_page, problems
 from userdesk.http.api import (
     auth,
     avatars,
     credentials,
+    invitations,
+    mail,
     recovery,
     roles,
     tokens,
@@ -25,6 +28,7 @@ from userdesk.http.api import (
 )
 from userdesk.http.deps import DatabaseDep
 from userdesk.http.limits import RequestLimits
+from userdesk.mail.worker import MailWorker
 from userdesk.services import Services
 
 
@@ -40,7 +44,16 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        delivering = None
+        if settings.mail_worker:
+            # Delivers the outbox from inside the server (USERDESK_MAIL_WORKER=false leaves
+            # it to `userdesk worker` processes).
+            delivering = asyncio.create_task(MailWorker(owned).run_until(stop))
         yield
+        stop.set()
+        if delivering is not None:
+            await delivering
         await owned.dispose()
 
     app = FastAPI(
@@ -63,6 +76,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         tokens,
         two_factor,
         recovery,
+        mail,
+        invitations,
+        join_page,
     ):
         app.include_router(module.router)
 

@@ -18,6 +18,7 @@ from userdesk.errors import (
     DomainError,
     FieldError,
     InvalidInput,
+    InvitationInvalid,
     NotFound,
     PermissionDenied,
     TooManyAttempts,
@@ -37,6 +38,7 @@ _STATUS: tuple[tuple[type[DomainError], int], ...] = (
     (PermissionDenied, 403),
     (Conflict, 409),
     (TooManyAttempts, 429),
+    (InvitationInvalid, 410),
 )
 
 _TITLES = {
@@ -46,6 +48,7 @@ _TITLES = {
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
+    410: "Gone",
     413: "Request body too large",
     415: "Unsupported media type",
     422: "Invalid input",

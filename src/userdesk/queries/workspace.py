@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from userdesk.actions.context import Actor
 from userdesk.actions.seats import seats_used
-from userdesk.models import WORKSPACE_ID, Workspace
+from userdesk.models import WORKSPACE_ID, User, Workspace
 from userdesk.security.permissions import Permission
 
 
@@ -38,3 +38,10 @@ async def get_seats(session: AsyncSession, *, viewer: Actor) -> Seats:
     viewer.require(Permission.SEATS_READ)
     workspace = await get_workspace(session)
     return Seats(used=await seats_used(session), limit=workspace.seat_limit)
+
+
+async def own_email(session: AsyncSession, *, viewer: Actor) -> str | None:
+    """The viewer's own address (None for the operator)."""
+    if viewer.user_id is None:
+        return None
+    return await session.scalar(select(User.email).where(User.id == viewer.user_id))

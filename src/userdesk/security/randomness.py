@@ -11,6 +11,7 @@ from typing import Protocol
 TOKEN_PREFIX = "udt_"
 SESSION_PREFIX = "uds_"
 LINK_PREFIX = "udl_"
+INVITATION_PREFIX = "udi_"
 _PASSWORD_ALPHABET = string.ascii_letters + string.digits + "-_.!@#%+="
 
 
@@ -18,6 +19,7 @@ class Randomness(Protocol):
     def token(self) -> str: ...
     def session_secret(self) -> str: ...
     def link_secret(self) -> str: ...
+    def invitation_secret(self) -> str: ...
     def password(self) -> str: ...
     def public_id(self) -> str: ...
 
@@ -32,6 +34,10 @@ class SystemRandomness:
     def link_secret(self) -> str:
         """The secret of a one-time link sent by email (password reset, verification)."""
         return LINK_PREFIX + secrets.token_urlsafe(32)
+
+    def invitation_secret(self) -> str:
+        """The secret of an invitation or an invite link: the last part of its join URL."""
+        return INVITATION_PREFIX + secrets.token_urlsafe(32)
 
     def password(self) -> str:
         return "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(20))

@@ -8,6 +8,7 @@ from userdesk.actions import e2e as e2e_actions
 from userdesk.actions import passwords as password_actions
 from userdesk.actions import throttle
 from userdesk.actions.inputs import AdminPasswordReset, E2EKeysInput, PasswordPolicyCheck
+from userdesk.actions.outbox import queued_email_warning
 from userdesk.errors import Unauthenticated
 from userdesk.http.deps import ActorDep, DatabaseDep, OptionalActorDep
 from userdesk.http.problems import problem_responses
@@ -68,7 +69,9 @@ async def reset_password(
         user = await password_actions.reset_password(
             session, actor=actor, user_id=user_id, data=body
         )
-        return UserView.of(user)
+        view = UserView.of(user)
+        view.warning = await queued_email_warning(session)
+        return view
 
 
 @router.get("/users/{user_id}/lockout", response_model=LockoutView)
@@ -117,4 +120,6 @@ async def reset_keys(user_id: str, actor: ActorDep, database: DatabaseDep) -> Us
     Only for users who have keys (409 otherwise)."""
     async with database.transaction() as session:
         user = await e2e_actions.reset_keys(session, actor=actor, user_id=user_id)
-        return UserView.of(user)
+        view = UserView.of(user)
+        view.warning = await queued_email_warning(session)
+        return view

@@ -13,6 +13,7 @@ from userdesk.actions.inputs import (
     PasswordResetByLink,
     VerificationRequest,
 )
+from userdesk.actions.outbox import queued_email_warning
 from userdesk.db import Database
 from userdesk.http.deps import ActorDep, DatabaseDep
 from userdesk.http.problems import problem_responses
@@ -88,7 +89,10 @@ async def verify_email(
 async def _send_verification(database: Database, actor: Actor, user_id: str) -> AcceptedView:
     async with database.transaction() as session:
         user = await recovery.send_verification(session, actor=actor, user_id=user_id)
-        return AcceptedView(detail=f"a verification link was sent to {user.email}")
+        return AcceptedView(
+            detail=f"a verification link was sent to {user.email}",
+            warning=await queued_email_warning(session),
+        )
 
 
 @router.post("/me/email/verification", status_code=202, response_model=AcceptedView)
@@ -114,6 +118,8 @@ async def change_own_email(
     address; the address changes only when it is followed."""
     async with database.transaction() as session:
         await recovery.request_email_change(session, actor=actor, data=body)
+        warning = await queued_email_warning(session)
     return AcceptedView(
-        detail=f"a link was sent to {body.email}; your address changes when you follow it"
+        detail=f"a link was sent to {body.email}; your address changes when you follow it",
+        warning=warning,
     )

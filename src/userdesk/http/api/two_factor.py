@@ -11,6 +11,7 @@ from fastapi import APIRouter, Response
 
 from userdesk.actions import two_factor as two_factor_actions
 from userdesk.actions.inputs import CurrentPassword, PasswordAndCode, TwoFactorCode
+from userdesk.actions.outbox import queued_email_warning
 from userdesk.actions.two_factor import TwoFactorStatus
 from userdesk.http.deps import ActorDep, DatabaseDep
 from userdesk.http.problems import problem_responses
@@ -92,4 +93,6 @@ async def reset(user_id: str, actor: ActorDep, database: DatabaseDep) -> UserVie
     session and token of theirs ends, and they are told by email."""
     async with database.transaction() as session:
         user = await two_factor_actions.reset_two_factor(session, actor=actor, user_id=user_id)
-        return UserView.of(user)
+        view = UserView.of(user)
+        view.warning = await queued_email_warning(session)
+        return view

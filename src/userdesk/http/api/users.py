@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from userdesk.actions import users as user_actions
 from userdesk.actions.inputs import RoleList, UserCreate, UserUpdate
+from userdesk.actions.outbox import queued_email_warning
 from userdesk.http.deps import ActorDep, DatabaseDep
 from userdesk.http.problems import problem_responses
 from userdesk.models import UserStatus
@@ -57,6 +58,7 @@ async def create_user(
     async with database.transaction() as session:
         user = await user_actions.create_user(session, actor=actor, data=body)
         view = UserView.of(user)
+        view.warning = await queued_email_warning(session)
     response.headers["Location"] = f"/api/v1/users/{view.id}"
     return view
 

@@ -1,0 +1,290 @@
+"""The outbox worker: delivers queued emails over SMTP, retrying with exponential backoff.
+
+Each round claims a batch of due rows in a short transaction (FOR UPDATE SKIP LOCKED on
+PostgreSQL, so several workers never take the same row; SQLite runs one writer at a time),
+marking them claimed for a lease. The SMTP conversation happens outside any transaction.
+A worker killed mid-send leaves its rows claimed until the lease runs out; another worker
+then sends them again with the same Message-ID, so no email is lost and a resend is
+recognisable. With no SMTP server configured, rows are kept as "captured": the built-in
+mail catcher shows them to admins and the server log shows their links.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiosmtplib
+from sqlalchemy import or_, select
+
+from userdesk.actions.outbox import open_secrets
+from userdesk.db import Database, dialect_of
+from userdesk.mail.render import build_message, message_id_for, render
+from userdesk.models import OutboxMessage, Workspace
+from userdesk.queries.workspace import get_workspace
+from userdesk.security.sealing import SealingError
+
+log = logging.getLogger("userdesk.mail")
+
+LEASE = timedelta(minutes=5)  # longer than any SMTP conversation's timeouts add up to
+SMTP_TIMEOUT = 30.0
+FIRST_RETRY = timedelta(seconds=30)
+LAST_RETRY = timedelta(hours=2)
+
+
+class Status:
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"
+    CAPTURED = "captured"
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    security: str  # none, starttls, tls
+    username: str | None
+    password: str | None
+    from_address: str
+    from_name: str | None
+
+    @classmethod
+    def of(cls, workspace: Workspace, open_sealed: Callable[[str], str]) -> SmtpSettings | None:
+        if not workspace.smtp_host:
+            return None
+        security = workspace.smtp_security
+        default_port = {"tls": 465, "starttls": 587}.get(security, 25)
+        return cls(
+            host=workspace.smtp_host,
+            port=workspace.smtp_port or default_port,
+            security=security,
+            username=workspace.smtp_username,
+            password=open_sealed(workspace.smtp_password) if workspace.smtp_password else None,
+            from_address=workspace.mail_from_address or f"userdesk@{workspace.smtp_host}",
+            from_name=workspace.mail_from_name or workspace.name,
+        )
+
+
+Sender = Callable[[EmailMessage, SmtpSettings], Awaitable[str]]
+
+
+async def smtp_send(message: EmailMessage, smtp: SmtpSettings) -> str:
+    """Send one message; returns the server's answer. Raises on refusal or network error."""
+    _, answer = await aiosmtplib.send(
+        message,
+        hostname=smtp.host,
+        port=smtp.port,
+        username=smtp.username,
+        password=smtp.password,
+        use_tls=smtp.security == "tls",
+        start_tls=smtp.security == "starttls",
+        timeout=SMTP_TIMEOUT,
+    )
+    return answer
+
+
+def backoff(attempts: int) -> timedelta:
+    """30 s after the first failure, doubling, at most 2 h; a little jitter spreads retries."""
+    delay = min(FIRST_RETRY * 2 ** max(attempts - 1, 0), LAST_RETRY)
+    return delay * random.uniform(0.9, 1.1)
+
+
+def render_row(row: OutboxMessage, workspace: Workspace, database: Database) -> tuple[str, Any]:
+    """The row's email, rendered with its secrets opened: (recipient, RenderedEmail)."""
+    payload = row.payload
+    rendered = render(
+        payload["template"],
+        context=payload.get("context", {}),
+        secrets=open_secrets(payload, database.services.sealer),
+        workspace_name=workspace.name,
+        public_url=database.services.public_url,
+    )
+    return payload["to"], rendered
+
+
+class MailWorker:
+    def __init__(self, database: Database, *, batch: int = 20, sender: Sender = smtp_send) -> None:
+        self.database = database
+        self.batch = batch
+        self.sender = sender
+
+    async def _claim(self) -> tuple[list[OutboxMessage], Workspace]:
+        now = self.database.services.clock.now()
+        async with self.database.transaction() as session:
+            query = (
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.status == Status.QUEUED,
+                    OutboxMessage.next_attempt_at <= now,
+                    or_(
+                        OutboxMessage.claimed_until.is_(None),
+                        OutboxMessage.claimed_until < now,
+                    ),
+                )
+                .order_by(OutboxMessage.id)
+                .limit(self.batch)
+            )
+            if dialect_of(session) == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = list(await session.scalars(query))
+            domain = _domain(self.database.services.public_url)
+            for row in rows:
+                row.claimed_until = now + LEASE
+                row.message_id = row.message_id or message_id_for(
+                    row.id, domain, salt=row.created_at.isoformat()
+                )
+            workspace = await get_workspace(session)
+            session.expunge_all()
+        return rows, workspace
+
+    async def _finish(self, row_id: int, **values: Any) -> None:
+        async with self.database.transaction() as session:
+            row = await session.get(OutboxMessage, row_id, with_for_update=True)
+            if row is None:
+                return
+            for key, value in values.items():
+                setattr(row, key, value)
+            row.claimed_until = None
+
+    async def run_once(self) -> int:
+        """Deliver (or capture) one batch of due emails; returns how many rows were handled."""
+        rows, workspace = await self._claim()
+        if not rows:
+            return 0
+        sealer = self.database.services.sealer
+        try:
+            smtp = SmtpSettings.of(workspace, sealer.open)
+        except SealingError as exc:
+            log.error("cannot read the SMTP password: %s", exc)
+            smtp = None
+        for row in rows:
+            await self._deliver(row, workspace, smtp)
+        return len(rows)
+
+    async def _deliver(
+        self, row: OutboxMessage, workspace: Workspace, smtp: SmtpSettings | None
+    ) -> None:
+        now = self.database.services.clock.now()
+        try:
+            to, rendered = render_row(row, workspace, self.database)
+        except Exception as exc:  # a row that can never render: fail it, keep the others
+            log.error("email %s cannot be rendered: %s", row.id, exc)
+            await self._finish(row.id, status=Status.FAILED, last_error=f"render: {exc}"[:1000])
+            return
+        if smtp is None:
+            secrets = open_secrets(row.payload, self.database.services.sealer)
+            links = " ".join(v for v in secrets.values() if v.startswith("http"))
+            log.info(
+                "mail catcher: email %s to %s, %r%s",
+                row.id,
+                to,
+                rendered.subject,
+                f"; link: {links}" if links else "",
+            )
+            await self._finish(row.id, status=Status.CAPTURED)
+            return
+        assert row.message_id is not None
+        try:
+            message = build_message(
+                rendered,
+                to=to,
+                from_address=smtp.from_address,
+                from_name=smtp.from_name,
+                message_id=row.message_id,
+                date=now,
+            )
+        except ValueError as exc:  # an address no header can carry: no retry will help
+            log.error("email %s cannot be addressed: %s", row.id, exc)
+            await self._finish(row.id, status=Status.FAILED, last_error=f"address: {exc}"[:1000])
+            return
+        attempts = row.attempts + 1
+        try:
+            answer = await self.sender(message, smtp)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            failed = attempts >= workspace.mail_max_attempts
+            log.warning(
+                "email %s to %s: attempt %d failed%s: %s",
+                row.id,
+                to,
+                attempts,
+                " for the last time" if failed else "",
+                exc,
+            )
+            await self._finish(
+                row.id,
+                attempts=attempts,
+                status=Status.FAILED if failed else Status.QUEUED,
+                next_attempt_at=now + backoff(attempts),
+                last_error=str(exc)[:1000] or type(exc).__name__,
+            )
+            return
+        await self._finish(
+            row.id,
+            attempts=attempts,
+            status=Status.SENT,
+            sent_at=self.database.services.clock.now(),
+            last_error=None,
+        )
+        log.info("email %s sent to %s: %s", row.id, to, answer.strip())
+
+    async def run_until(self, stop: asyncio.Event, *, idle_seconds: float = 2.0) -> None:
+        """Work until `stop` is set: batch after batch while there are due rows, else wait."""
+        while not stop.is_set():
+            try:
+                handled = await self.run_once()
+            except Exception:  # the database may be briefly unreachable: keep the worker up
+                log.exception("mail worker round failed; retrying")
+                handled = 0
+            if handled:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=idle_seconds)
+
+
+def _domain(public_url: str) -> str:
+    """The host of the public URL, for Message-IDs; an IP address or nothing usable gives a
+    placeholder domain (a Message-ID's right side need only be unique, not resolvable)."""
+    host = urlsplit(public_url).hostname or ""
+    if not host or not any(c.isalpha() for c in host) or ":" in host:
+        return "userdesk.invalid"
+    return host
+
+
+async def send_test_email(
+    database: Database, workspace: Workspace, *, to: str, requested_by: str
+) -> str:
+    """Send the "test" email at once with the workspace's SMTP settings (no outbox, no
+    retry) and return the server's answer; raises MailNotConfigured or the SMTP error."""
+    smtp = SmtpSettings.of(workspace, database.services.sealer.open)
+    if smtp is None:
+        raise MailNotConfigured()
+    rendered = render(
+        "test",
+        context={"requested_by": requested_by},
+        secrets={},
+        workspace_name=workspace.name,
+        public_url=database.services.public_url,
+    )
+    domain = _domain(database.services.public_url)
+    message = build_message(
+        rendered,
+        to=to,
+        from_address=smtp.from_address,
+        from_name=smtp.from_name,
+        message_id=f"<userdesk.test.{random.getrandbits(64):x}@{domain}>",
+        date=database.services.clock.now(),
+    )
+    return await smtp_send(message, smtp)
+
+
+class MailNotConfigured(Exception):
+    pass

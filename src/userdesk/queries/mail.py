@@ -1,0 +1,55 @@
+"""The outbox as admins see it: the built-in mail catcher and the delivery status of each email."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from userdesk.actions.context import Actor
+from userdesk.errors import InvalidInput
+from userdesk.models import OutboxMessage
+from userdesk.queries import cursors
+from userdesk.security.permissions import Permission
+
+MAX_LIMIT = 200
+STATUSES = ("queued", "sent", "failed", "captured")
+
+
+@dataclass(frozen=True)
+class MailPage:
+    items: list[OutboxMessage]
+    next_cursor: str | None
+
+
+async def list_mail(
+    session: AsyncSession,
+    *,
+    viewer: Actor,
+    status: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> MailPage:
+    """Emails, newest first. Admins only (settings.manage): they hold links and passwords."""
+    viewer.require(Permission.SETTINGS_MANAGE)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput.one("limit", "range", f"must be between 1 and {MAX_LIMIT}")
+    if status is not None and status not in STATUSES:
+        raise InvalidInput.one("status", "unknown_status", f"must be one of {', '.join(STATUSES)}")
+    query = (
+        select(OutboxMessage)
+        .where(OutboxMessage.kind.startswith("email."))
+        .order_by(OutboxMessage.id.desc())
+        .limit(limit + 1)
+    )
+    if status is not None:
+        query = query.where(OutboxMessage.status == status)
+    if cursor:
+        query = query.where(OutboxMessage.id < cursors.decode(cursor, "mail", with_value=False)[1])
+    rows = list(await session.scalars(query))
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = cursors.encode("mail", None, rows[-1].id)
+    return MailPage(items=rows, next_cursor=next_cursor)
