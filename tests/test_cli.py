@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from pathlib import Path
 
 import httpx
@@ -367,6 +368,15 @@ def test_serve_on_the_default_sqlite_database(tmp_path: Path, start_server: Star
         users = http.get("/api/v1/users", params={"role": "owner"})
         assert users.status_code == 200, users.text
         assert [u["username"] for u in users.json()["items"]] == ["admin"]
+        # With no SMTP server, the in-process worker captures email and logs its links.
+        asked = http.post("/api/v1/auth/password/forgot", json={"login": "admin"})
+        assert asked.status_code == 202
+        deadline = time.monotonic() + 15
+        while "reset-password#token=udl_" not in again.stderr.read_text(errors="replace"):
+            assert time.monotonic() < deadline, again.describe()
+            time.sleep(0.2)
+        [mail] = http.get("/api/v1/mail").json()["items"]
+        assert mail["status"] == "captured" and mail["to"] == "admin@example.com"
 
 
 @pytest.mark.skipif(not POSTGRES_URL, reason="USERDESK_TEST_POSTGRES_URL is not set")

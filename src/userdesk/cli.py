@@ -218,6 +218,7 @@ def serve(
         )
     bind_host = host or settings.host
     bind_port = port or settings.port
+    _log_to_stderr()
     out.print(f"userdesk listening on http://{bind_host}:{bind_port} (API docs at /docs)")
     uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level="info")
 
@@ -255,6 +256,17 @@ def worker(
     handled = run(work)
     if once:
         out.print(f"handled {handled} email(s)", markup=False)
+
+
+def _log_to_stderr() -> None:
+    """userdesk's own log lines (email delivery, the mail catcher's links) beside uvicorn's."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)-9s %(name)s: %(message)s"))
+    logger = logging.getLogger("userdesk")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 @app.command("create-owner")
