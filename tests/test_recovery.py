@@ -483,3 +483,25 @@ async def test_a_newer_email_change_replaces_a_pending_one(
     response = await _verify(client, second)
     assert response.status_code == 200, response.text
     assert response.json()["user"]["email"] == "gus@second.example"
+
+
+async def test_the_pages_links_lead_to_are_served_with_the_policy_and_no_token_in_the_url(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    await client.patch(
+        "/api/v1/settings",
+        json={"name": 'Acme "<b>&', "password_require_digit": True},
+        headers=owner.headers,
+    )
+    reset = await client.get("/reset-password")
+    assert reset.status_code == 200
+    assert reset.headers["content-type"].startswith("text/html")
+    assert "a digit" in reset.text and "at least 12 characters" in reset.text
+    assert "<b>&" not in reset.text and "Acme &#34;&lt;b&gt;&amp;" in reset.text
+    nonce = reset.headers["content-security-policy"].split("'nonce-")[1].split("'")[0]
+    assert f'<script nonce="{nonce}">' in reset.text
+    assert "location.hash" in reset.text and "/api/v1/auth/password/reset/check" in reset.text
+    assert reset.headers["referrer-policy"] == "no-referrer"
+    verify = await client.get("/verify-email")
+    assert verify.status_code == 200 and "/api/v1/auth/verify-email" in verify.text
+    assert "<b>&" not in verify.text

@@ -1,4 +1,5 @@
-"""GET /join/{token}: the page an invitation email or invite link opens.
+"""The pages emails link to: /join/{token} (an invitation or invite link), /reset-password
+and /verify-email (their tokens in the URL's fragment).
 
 Rendered on the server with everything escaped; its form posts to POST /api/v1/join/{token}
 from a small inline script (allowed by a per-response nonce, nothing else is). A token that
@@ -37,8 +38,10 @@ FULL_DETAIL = (
 )
 
 
-def _page(status: int, nonce: str, **values: object) -> HTMLResponse:
-    html = _templates.get_template("join.html").render(nonce=nonce, **values)
+def _page(
+    status: int, nonce: str, *, template: str = "join.html", **values: object
+) -> HTMLResponse:
+    html = _templates.get_template(template).render(nonce=nonce, **values)
     return HTMLResponse(
         html,
         status_code=status,
@@ -81,4 +84,32 @@ async def join_page(token: str, database: DatabaseDep) -> HTMLResponse:
         api_url=f"/api/v1/join/{quote(token, safe='')}",
         max_length=policy.max_length,
         rules=[rule.message for rule in policy.check("")],
+    )
+
+
+@router.get("/reset-password", response_class=HTMLResponse)
+async def reset_password_page(database: DatabaseDep) -> HTMLResponse:
+    """Where a password-reset email's link leads (the token is in the URL's fragment, which
+    the page reads and posts to the API; the server never sees it in a URL)."""
+    async with database.reader() as session:
+        workspace = await get_workspace(session)
+        policy = await policy_of(session, workspace)
+    return _page(
+        200,
+        secrets.token_urlsafe(16),
+        template="reset_password.html",
+        workspace=workspace.name,
+        max_length=policy.max_length,
+        rules=[rule.message for rule in policy.check("")],
+    )
+
+
+@router.get("/verify-email", response_class=HTMLResponse)
+async def verify_email_page(database: DatabaseDep) -> HTMLResponse:
+    """Where a verification (or email change) link leads; the page posts the fragment's
+    token to the API and shows the outcome."""
+    async with database.reader() as session:
+        workspace = await get_workspace(session)
+    return _page(
+        200, secrets.token_urlsafe(16), template="verify_email.html", workspace=workspace.name
     )
