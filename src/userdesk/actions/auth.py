@@ -48,6 +48,17 @@ class SignInResult:
     refusal: DomainError | None = None
 
 
+async def _note_refusal(session: AsyncSession, attempt: Actor, user: User, reason: str) -> None:
+    """The audit entry of a refused sign-in of a real user, with why."""
+    await record_for_user(
+        session,
+        actor=attempt,
+        event=AuditEvent.SIGN_IN_FAILED,
+        user=user,
+        changes={"reason": {"before": None, "after": reason}},
+    )
+
+
 async def _failed(
     session: AsyncSession,
     *,
@@ -60,13 +71,7 @@ async def _failed(
     reason: str,
 ) -> SignInResult:
     if user is not None:
-        await record_for_user(
-            session,
-            actor=attempt,
-            event=AuditEvent.SIGN_IN_FAILED,
-            user=user,
-            changes={"reason": {"before": None, "after": reason}},
-        )
+        await _note_refusal(session, attempt, user, reason)
     await throttle.note_failure(
         session,
         login=login,
@@ -132,13 +137,7 @@ async def sign_in(
             user=None,
             actor=attempt,
         )
-        await record_for_user(
-            session,
-            actor=attempt,
-            event=AuditEvent.SIGN_IN_FAILED,
-            user=user,
-            changes={"reason": {"before": None, "after": "locked"}},
-        )
+        await _note_refusal(session, attempt, user, "locked")
         return SignInResult(refusal=Unauthenticated(FAILED))
     failed = partial(
         _failed,
@@ -154,24 +153,12 @@ async def sign_in(
     if user is None or not await services.passwords.verify(user.password_hash, data.password):
         return await failed(reason="wrong password")
     if user.status is UserStatus.DEACTIVATED:
-        await record_for_user(
-            session,
-            actor=attempt,
-            event=AuditEvent.SIGN_IN_FAILED,
-            user=user,
-            changes={"reason": {"before": None, "after": "deactivated"}},
-        )
+        await _note_refusal(session, attempt, user, "deactivated")
         return SignInResult(
             refusal=Unauthenticated("this account is deactivated; ask an administrator")
         )
     if workspace.email_verification_required and not user.email_verified:
-        await record_for_user(
-            session,
-            actor=attempt,
-            event=AuditEvent.SIGN_IN_FAILED,
-            user=user,
-            changes={"reason": {"before": None, "after": "email not verified"}},
-        )
+        await _note_refusal(session, attempt, user, "email not verified")
         return SignInResult(
             refusal=EmailUnverified(
                 "verify your email address first: follow the link in the verification email "

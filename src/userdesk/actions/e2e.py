@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from userdesk.actions.audit import AuditEvent, record_for_user
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import E2EKeysInput
-from userdesk.actions.outbox import enqueue_email
+from userdesk.actions.outbox import notify_user
 from userdesk.actions.passwords import end_access
 from userdesk.actions.rules import ensure_can_act_on, lock_user
 from userdesk.errors import Conflict, PermissionDenied
@@ -59,12 +59,7 @@ async def reset_keys(session: AsyncSession, *, actor: Actor, user_id: str) -> Us
     user.e2e_keys_at = None
     user.updated_at = now
     ended = await end_access(session, user, now=now)
-    await enqueue_email(
-        session,
-        template="e2e_keys_reset",
-        to=user.email,
-        context={"user_id": user.public_id, "name": user.name, "username": user.username},
-    )
+    await notify_user(session, user, "e2e_keys_reset")
     await session.flush()
     await record_for_user(
         session,

@@ -12,7 +12,7 @@ from sqlalchemy.orm import selectinload
 from userdesk.actions.audit import AuditEvent, record_for_user
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import CurrentPassword, PasswordAndCode, TwoFactorCode
-from userdesk.actions.outbox import enqueue_email, notify_user
+from userdesk.actions.outbox import notify_user
 from userdesk.actions.passwords import end_access
 from userdesk.actions.reauth import check_current_password
 from userdesk.actions.rules import ensure_can_act_on, lock_user
@@ -272,12 +272,7 @@ async def reset_two_factor(session: AsyncSession, *, actor: Actor, user_id: str)
     user.updated_at = now
     await session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     ended = await end_access(session, user, now=now)
-    await enqueue_email(
-        session,
-        template="two_factor_reset",
-        to=user.email,
-        context={"user_id": user.public_id, "name": user.name, "username": user.username},
-    )
+    await notify_user(session, user, "two_factor_reset")
     await session.flush()
     await record_for_user(
         session,
