@@ -35,3 +35,8 @@ def test_quick_list_bench_runs_on_sqlite(tmp_path: Path) -> None:
         str(BENCH / "quick_list.py"), "--url", url, "--users", "300", "--repeat", "1", cwd=tmp_path
     )
     assert "first page" in out
+
+
+def test_mail_worker_bench_runs(tmp_path: Path) -> None:
+    out = _run(str(BENCH / "mail_worker.py"), "--emails", "5", cwd=tmp_path)
+    assert "5 emails, 1 worker(s) on sqlite" in out
