@@ -373,6 +373,11 @@ class AcceptedView(BaseModel):
     """A request taken (202); what was sent, where saying so reveals nothing."""
 
     detail: str
+
+
+class SentView(AcceptedView):
+    """An email sent for a signed-in caller; `warning` when it cannot leave the server."""
+
     warning: str | None = None
 
 

@@ -17,7 +17,7 @@ from userdesk.actions.outbox import queued_email_warning
 from userdesk.db import Database
 from userdesk.http.deps import ActorDep, DatabaseDep
 from userdesk.http.problems import problem_responses
-from userdesk.views import AcceptedView, LinkFollowedView, ResetLinkView, UserView
+from userdesk.views import AcceptedView, LinkFollowedView, ResetLinkView, SentView, UserView
 
 router = APIRouter(prefix="/api/v1", tags=["recovery"], responses=problem_responses())
 
@@ -86,40 +86,36 @@ async def verify_email(
         return LinkFollowedView(user=UserView.of(user))
 
 
-async def _send_verification(database: Database, actor: Actor, user_id: str) -> AcceptedView:
+async def _send_verification(database: Database, actor: Actor, user_id: str) -> SentView:
     async with database.transaction() as session:
         user = await recovery.send_verification(session, actor=actor, user_id=user_id)
-        return AcceptedView(
+        return SentView(
             detail=f"a verification link was sent to {user.email}",
             warning=await queued_email_warning(session),
         )
 
 
-@router.post("/me/email/verification", status_code=202, response_model=AcceptedView)
-async def send_own_verification(actor: ActorDep, database: DatabaseDep) -> AcceptedView:
+@router.post("/me/email/verification", status_code=202, response_model=SentView)
+async def send_own_verification(actor: ActorDep, database: DatabaseDep) -> SentView:
     """Email a verification link (valid 48 hours) to one's own address."""
     assert actor.public_id is not None
     return await _send_verification(database, actor, actor.public_id)
 
 
-@router.post("/users/{user_id}/email/verification", status_code=202, response_model=AcceptedView)
-async def send_user_verification(
-    user_id: str, actor: ActorDep, database: DatabaseDep
-) -> AcceptedView:
+@router.post("/users/{user_id}/email/verification", status_code=202, response_model=SentView)
+async def send_user_verification(user_id: str, actor: ActorDep, database: DatabaseDep) -> SentView:
     """Email a verification link to a user's address (users.edit)."""
     return await _send_verification(database, actor, user_id)
 
 
-@router.post("/me/email", status_code=202, response_model=AcceptedView)
-async def change_own_email(
-    body: EmailChange, actor: ActorDep, database: DatabaseDep
-) -> AcceptedView:
+@router.post("/me/email", status_code=202, response_model=SentView)
+async def change_own_email(body: EmailChange, actor: ActorDep, database: DatabaseDep) -> SentView:
     """Change one's own address (the current password is required). A link goes to the new
     address; the address changes only when it is followed."""
     async with database.transaction() as session:
         await recovery.request_email_change(session, actor=actor, data=body)
         warning = await queued_email_warning(session)
-    return AcceptedView(
+    return SentView(
         detail=f"a link was sent to {body.email}; your address changes when you follow it",
         warning=warning,
     )
