@@ -33,7 +33,7 @@ async def check_current_password(
     if isinstance(refused, throttle.AccountLocked):
         raise TooManyAttempts(
             "too many wrong passwords: your account is locked for now",
-            retry_after=int((refused.until - services_of(session).clock.now()).total_seconds()),
+            retry_after=throttle.seconds_until(refused.until, services_of(session).clock.now()),
         )
     if refused is not None:
         raise refused

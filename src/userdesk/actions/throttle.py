@@ -74,7 +74,7 @@ class AccountLocked:
         self.until = until
 
 
-def _seconds_until(moment: datetime, now: datetime) -> int:
+def seconds_until(moment: datetime, now: datetime) -> int:
     return max(1, math.ceil((moment - now).total_seconds()))
 
 
@@ -109,7 +109,7 @@ async def refusal(
     if typed is not None and typed.next_attempt_at is not None and typed.next_attempt_at > now:
         return TooManyAttempts(
             "too many failed sign-ins: wait before trying again",
-            retry_after=_seconds_until(typed.next_attempt_at, now),
+            retry_after=seconds_until(typed.next_attempt_at, now),
         )
     address = ip_key(ip)
     by_address = (
@@ -122,7 +122,7 @@ async def refusal(
     ):
         return TooManyAttempts(
             "too many failed sign-ins from this network: try again later",
-            retry_after=_seconds_until(by_address.window_started_at + _window_of(workspace), now),
+            retry_after=seconds_until(by_address.window_started_at + _window_of(workspace), now),
         )
     locked = rows.get(account) if account else None
     if locked is not None and locked.locked_until is not None and locked.locked_until > now:

@@ -25,11 +25,14 @@ from urllib.parse import urlsplit
 import aiosmtplib
 from sqlalchemy import or_, select
 
+from userdesk.actions.audit import AuditEvent, record
+from userdesk.actions.context import Actor
 from userdesk.actions.outbox import open_secrets
 from userdesk.db import Database, dialect_of
+from userdesk.errors import Conflict
 from userdesk.mail.render import build_message, message_id_for, render
 from userdesk.models import OutboxMessage, Workspace
-from userdesk.queries.workspace import get_workspace
+from userdesk.queries.workspace import get_settings, get_workspace, own_email
 from userdesk.security.sealing import SealingError
 
 log = logging.getLogger("userdesk.mail")
@@ -251,25 +254,39 @@ class MailWorker:
 
 
 def _domain(public_url: str) -> str:
-    """The host of the public URL, for Message-IDs; an IP address or nothing usable gives a
-    placeholder domain (a Message-ID's right side need only be unique, not resolvable)."""
+    """The host of the public URL, for Message-IDs. An IP address or no host gives the
+    reserved name userdesk.invalid (RFC 2606): a Message-ID's right side must be unique with
+    its left side, not resolvable."""
     host = urlsplit(public_url).hostname or ""
     if not host or not any(c.isalpha() for c in host) or ":" in host:
         return "userdesk.invalid"
     return host
 
 
-async def send_test_email(
-    database: Database, workspace: Workspace, *, to: str, requested_by: str
-) -> str:
-    """Send the "test" email at once with the workspace's SMTP settings (no outbox, no
-    retry) and return the server's answer; raises MailNotConfigured or the SMTP error."""
+@dataclass(frozen=True)
+class TestResult:
+    ok: bool
+    answer: str  # the SMTP server's answer, or why it could not be reached
+
+
+async def send_test_email(database: Database, *, actor: Actor, to: str | None) -> TestResult:
+    """The "send test email" action (settings.manage): the "test" email goes out at once
+    with the workspace's SMTP settings (no outbox, no retry) to `to`, or to the actor's own
+    address; the answer is the server's, and the attempt is in the audit log."""
+    async with database.reader() as session:
+        workspace = await get_settings(session, viewer=actor)
+        to = to or await own_email(session, viewer=actor)
+    if to is None:
+        raise Conflict("give `to`: the operator has no address of their own", field="to")
     smtp = SmtpSettings.of(workspace, database.services.sealer.open)
     if smtp is None:
-        raise MailNotConfigured()
+        raise Conflict(
+            "email is not configured: set smtp_host (and the other smtp_ settings) first",
+            field="smtp_host",
+        )
     rendered = render(
         "test",
-        context={"requested_by": requested_by},
+        context={"requested_by": actor.name},
         secrets={},
         workspace_name=workspace.name,
         public_url=database.services.public_url,
@@ -283,8 +300,21 @@ async def send_test_email(
         message_id=f"<userdesk.test.{random.getrandbits(64):x}@{domain}>",
         date=database.services.clock.now(),
     )
-    return await smtp_send(message, smtp)
-
-
-class MailNotConfigured(Exception):
-    pass
+    try:
+        result = TestResult(ok=True, answer=(await smtp_send(message, smtp)).strip())
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        result = TestResult(ok=False, answer=str(exc) or type(exc).__name__)
+    async with database.transaction() as session:
+        await record(
+            session,
+            actor=actor,
+            event=AuditEvent.TEST_EMAIL_SENT,
+            target_type="workspace",
+            target_id=None,
+            target_name=workspace.name,
+            changes={
+                "to": {"before": None, "after": to},
+                "ok": {"before": None, "after": result.ok},
+            },
+        )
+    return result

@@ -48,7 +48,9 @@ async def list_audit(
             value.astimezone(UTC)
         except OverflowError:
             raise InvalidInput.one(field, "range", "is outside the years 1 to 9999") from None
-    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit + 1)
+    query = cursors.newest_first(
+        select(AuditEntry), AuditEntry.id, listing="audit", cursor=cursor, limit=limit
+    )
     if actor:
         query = query.where(AuditEntry.actor_id == actor)
     if target:
@@ -59,11 +61,7 @@ async def list_audit(
         query = query.where(AuditEntry.at >= since)
     if until:
         query = query.where(AuditEntry.at < until)
-    if cursor:
-        query = query.where(AuditEntry.id < cursors.decode(cursor, "audit", with_value=False)[1])
-    entries = list(await session.scalars(query))
-    next_cursor = None
-    if len(entries) > limit:
-        entries = entries[:limit]
-        next_cursor = cursors.encode("audit", None, entries[-1].id)
+    entries, next_cursor = cursors.cut(
+        list(await session.scalars(query)), limit=limit, listing="audit", row_id=lambda e: e.id
+    )
     return AuditPage(items=entries, next_cursor=next_cursor)

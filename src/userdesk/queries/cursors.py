@@ -9,11 +9,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Select
 
 from userdesk.errors import InvalidInput
 
 MAX_ROW_ID = 2**63 - 1  # BIGINT
+T = TypeVar("T")
+Q = TypeVar("Q", bound=Select)
 
 
 def invalid() -> InvalidInput:
@@ -46,3 +51,22 @@ def decode(cursor: str, listing: str, *, with_value: bool) -> tuple[str | None, 
 def describe(value: Any) -> str:
     """A sort value as the cursor carries it."""
     return value.isoformat() if hasattr(value, "isoformat") else str(getattr(value, "value", value))
+
+
+def newest_first(query: Q, id_column: Any, *, listing: str, cursor: str | None, limit: int) -> Q:
+    """Page a listing by id, newest first: start after the cursor's row, and fetch one row
+    more than asked to learn whether another page follows (see `cut`)."""
+    query = query.order_by(id_column.desc()).limit(limit + 1)
+    if cursor:
+        query = query.where(id_column < decode(cursor, listing, with_value=False)[1])
+    return query
+
+
+def cut(
+    rows: list[T], *, limit: int, listing: str, row_id: Callable[[T], int]
+) -> tuple[list[T], str | None]:
+    """The page of a `newest_first` query's rows, and the cursor of the next one (or None)."""
+    if len(rows) <= limit:
+        return rows, None
+    page = rows[:limit]
+    return page, encode(listing, None, row_id(page[-1]))

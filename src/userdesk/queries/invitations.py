@@ -150,22 +150,23 @@ async def list_invitations(
     _ensure_limit(limit)
     now = _now(session)
     inviter = aliased(User)
-    query = (
-        select(Invitation, inviter.public_id, inviter.username, inviter.name)
-        .outerjoin(inviter, inviter.id == Invitation.invited_by_id)
-        .order_by(Invitation.id.desc())
-        .limit(limit + 1)
+    query = cursors.newest_first(
+        select(Invitation, inviter.public_id, inviter.username, inviter.name).outerjoin(
+            inviter, inviter.id == Invitation.invited_by_id
+        ),
+        Invitation.id,
+        listing="invitations",
+        cursor=cursor,
+        limit=limit,
     )
     if status is not None:
         query = query.where(_invitation_condition(status, now))
-    if cursor:
-        row_id = cursors.decode(cursor, "invitations", with_value=False)[1]
-        query = query.where(Invitation.id < row_id)
-    rows = list(await session.execute(query))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = cursors.encode("invitations", None, rows[-1][0].id)
+    rows, next_cursor = cursors.cut(
+        list(await session.execute(query)),
+        limit=limit,
+        listing="invitations",
+        row_id=lambda r: r[0].id,
+    )
     return InvitationPage(
         items=[
             InvitationItem(
@@ -204,22 +205,23 @@ async def list_invite_links(
     _ensure_limit(limit)
     now = _now(session)
     creator = aliased(User)
-    query = (
-        select(InviteLink, creator.public_id, creator.username, creator.name)
-        .outerjoin(creator, creator.id == InviteLink.created_by_id)
-        .order_by(InviteLink.id.desc())
-        .limit(limit + 1)
+    query = cursors.newest_first(
+        select(InviteLink, creator.public_id, creator.username, creator.name).outerjoin(
+            creator, creator.id == InviteLink.created_by_id
+        ),
+        InviteLink.id,
+        listing="invite_links",
+        cursor=cursor,
+        limit=limit,
     )
     if status is not None:
         query = query.where(_link_condition(status, now))
-    if cursor:
-        row_id = cursors.decode(cursor, "invite_links", with_value=False)[1]
-        query = query.where(InviteLink.id < row_id)
-    rows = list(await session.execute(query))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = cursors.encode("invite_links", None, rows[-1][0].id)
+    rows, next_cursor = cursors.cut(
+        list(await session.execute(query)),
+        limit=limit,
+        listing="invite_links",
+        row_id=lambda r: r[0].id,
+    )
     return InviteLinkPage(
         items=[
             InviteLinkItem(

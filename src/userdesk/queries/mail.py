@@ -37,19 +37,16 @@ async def list_mail(
         raise InvalidInput.one("limit", "range", f"must be between 1 and {MAX_LIMIT}")
     if status is not None and status not in STATUSES:
         raise InvalidInput.one("status", "unknown_status", f"must be one of {', '.join(STATUSES)}")
-    query = (
-        select(OutboxMessage)
-        .where(OutboxMessage.kind.startswith("email."))
-        .order_by(OutboxMessage.id.desc())
-        .limit(limit + 1)
+    query = cursors.newest_first(
+        select(OutboxMessage).where(OutboxMessage.kind.startswith("email.")),
+        OutboxMessage.id,
+        listing="mail",
+        cursor=cursor,
+        limit=limit,
     )
     if status is not None:
         query = query.where(OutboxMessage.status == status)
-    if cursor:
-        query = query.where(OutboxMessage.id < cursors.decode(cursor, "mail", with_value=False)[1])
-    rows = list(await session.scalars(query))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = cursors.encode("mail", None, rows[-1].id)
+    rows, next_cursor = cursors.cut(
+        list(await session.scalars(query)), limit=limit, listing="mail", row_id=lambda r: r.id
+    )
     return MailPage(items=rows, next_cursor=next_cursor)

@@ -5,15 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-import aiosmtplib
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from userdesk.actions.audit import AuditEvent, record
 from userdesk.actions.inputs import TestEmail
 from userdesk.actions.outbox import retry_email
 from userdesk.db import Database
-from userdesk.errors import Conflict
 from userdesk.http.deps import ActorDep, DatabaseDep
 from userdesk.http.problems import problem_responses
 from userdesk.mail import worker
@@ -103,33 +100,5 @@ async def retry(email_id: int, actor: ActorDep, database: DatabaseDep) -> MailVi
 async def test_email(body: TestEmail, actor: ActorDep, database: DatabaseDep) -> TestEmailView:
     """Send a test email now with the SMTP settings and report the server's answer
     (settings.manage). `to` defaults to one's own address."""
-    async with database.reader() as session:
-        workspace = await workspace_queries.get_settings(session, viewer=actor)
-        me = await workspace_queries.own_email(session, viewer=actor)
-    to = body.to or me
-    if to is None:
-        raise Conflict("give `to`: the operator has no address of their own", field="to")
-    try:
-        answer = await worker.send_test_email(database, workspace, to=to, requested_by=actor.name)
-        result = TestEmailView(ok=True, answer=answer.strip())
-    except worker.MailNotConfigured:
-        raise Conflict(
-            "email is not configured: set smtp_host (and the other smtp_ settings) first",
-            field="smtp_host",
-        ) from None
-    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-        result = TestEmailView(ok=False, answer=str(exc) or type(exc).__name__)
-    async with database.transaction() as session:
-        await record(
-            session,
-            actor=actor,
-            event=AuditEvent.TEST_EMAIL_SENT,
-            target_type="workspace",
-            target_id=None,
-            target_name=workspace.name,
-            changes={
-                "to": {"before": None, "after": to},
-                "ok": {"before": None, "after": result.ok},
-            },
-        )
-    return result
+    result = await worker.send_test_email(database, actor=actor, to=body.to)
+    return TestEmailView(ok=result.ok, answer=result.answer)
