@@ -21,18 +21,18 @@ def _problem(status: int, code: str, title: str, detail: str, **extra: object) -
     return json.dumps(body).encode()
 
 
-async def _answer(send: Send, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+async def _answer(send: Send, status: int, body: bytes, *, close: bool = False) -> None:
+    headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+DRAIN_LIMIT = 64 * 1024 * 1024  # beyond this, a refused body is not read any further
 
 
 class RequestLimits:
@@ -61,7 +61,7 @@ class RequestLimits:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
-            await self._too_large(send)
+            await self._too_large(receive, send)
             return
         # Read the whole body (at most max_body_bytes) up front, so a chunked body that runs
         # over is a 413 too, then hand it to the application as one message.
@@ -74,7 +74,7 @@ class RequestLimits:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await self._too_large(send)
+                await self._too_large(receive, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -82,7 +82,18 @@ class RequestLimits:
         whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
         await self.app(scope, _replay(whole, receive), send)
 
-    async def _too_large(self, send: Send) -> None:
+    async def _too_large(self, receive: Receive, send: Send) -> None:
+        """Answer 413 and close the connection. The unread rest of the body is read and
+        dropped first (up to DRAIN_LIMIT), so a client still sending it gets the answer
+        instead of a reset connection, and no leftover bytes are taken for a next request."""
+        drained = 0
+        while drained <= DRAIN_LIMIT:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            drained += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
         await _answer(
             send,
             413,
@@ -92,6 +103,7 @@ class RequestLimits:
                 "Request body too large",
                 f"request bodies are limited to {self.max_body_bytes} bytes",
             ),
+            close=True,
         )
 
 
