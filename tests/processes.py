@@ -167,7 +167,8 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
             process = subprocess.Popen(
                 [USERDESK, "serve", "--port", str(port)],
                 cwd=cli.cwd,
-                env=cli.env,
+                # Links in emails point at this server unless the test chose an address.
+                env={"USERDESK_PUBLIC_URL": f"http://127.0.0.1:{port}", **cli.env},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,

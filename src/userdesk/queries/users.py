@@ -190,11 +190,55 @@ async def list_users(
     next_cursor = None
     if len(users) > limit:
         users = users[:limit]
-        last = users[-1]
-        next_cursor = cursors.encode(
-            _listing(field, descending), cursors.describe(getattr(last, column.key)), last.id
-        )
+        next_cursor = _cursor_at(users[-1], field, descending)
     return UserPage(items=users, next_cursor=next_cursor, counts=await _counts(session, conditions))
+
+
+def _cursor_at(user: User, field: str, descending: bool) -> str:
+    """The cursor of the listing (field, direction) that starts just after `user`."""
+    value = getattr(user, SORT_COLUMNS[field].key)
+    return cursors.encode(_listing(field, descending), cursors.describe(value), user.id)
+
+
+@dataclass(frozen=True)
+class UserWindow:
+    """A page that can be walked both ways: `before` is the cursor of the page ending just
+    before this one (None on the first page), `after` that of the page after it."""
+
+    items: list[User]
+    counts: dict[str, int]
+    before: str | None
+    after: str | None
+
+
+async def browse_users(
+    session: AsyncSession,
+    *,
+    viewer: Actor,
+    status: UserStatus | None = None,
+    q: str | None = None,
+    role: str | None = None,
+    sort: str | None = None,
+    limit: int = 50,
+    after: str | None = None,
+    before: str | None = None,
+    last: bool = False,
+) -> UserWindow:
+    """The console's paging: forward after a cursor, backward before one, or the last page,
+    each a keyset read in one direction or the other (so the last page costs what the first
+    does). A backward cursor is a cursor of the reversed listing."""
+    field, descending = parse_sort(sort)
+    filters = {"viewer": viewer, "status": status, "q": q, "role": role, "limit": limit}
+    if before is None and not last:
+        page = await list_users(session, sort=sort, cursor=after, **filters)  # type: ignore[arg-type]
+        items = page.items
+        back = _cursor_at(items[0], field, not descending) if after and items else None
+        return UserWindow(items, page.counts, before=back, after=page.next_cursor)
+    reverse_sort = ("" if descending else "-") + field
+    page = await list_users(session, sort=reverse_sort, cursor=before, **filters)  # type: ignore[arg-type]
+    items = page.items[::-1]
+    forward = _cursor_at(items[-1], field, descending) if before and items else None
+    return UserWindow(items, page.counts, before=page.next_cursor, after=forward)
 
 
 async def get_user(session: AsyncSession, *, viewer: Actor, user_id: str) -> User:

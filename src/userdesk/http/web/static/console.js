@@ -1,0 +1,138 @@
+// userdesk console: the little behaviour htmx does not give. No inline scripts anywhere
+// (the CSP allows scripts from this origin only), so every hook is a data attribute.
+(function () {
+  "use strict";
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : null;
+  }
+
+  // Every htmx request that changes something carries the session's CSRF token.
+  document.addEventListener("htmx:configRequest", function (event) {
+    var token = csrfToken();
+    if (token) { event.detail.headers["X-CSRF-Token"] = token; }
+  });
+
+  // Toasts: dismissable, and success ones fade after a few seconds.
+  function armToasts(root) {
+    root.querySelectorAll(".toast:not([data-armed])").forEach(function (toast) {
+      toast.setAttribute("data-armed", "");
+      var close = toast.querySelector(".toast-close");
+      if (close) { close.addEventListener("click", function () { toast.remove(); }); }
+      if (!toast.classList.contains("error")) {
+        setTimeout(function () { toast.remove(); }, 6000);
+      }
+    });
+  }
+
+  // Copy to clipboard: <button data-copy="#element-with-the-text">.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy]");
+    if (!button) { return; }
+    var source = document.querySelector(button.getAttribute("data-copy"));
+    if (!source) { return; }
+    var text = source.value !== undefined ? source.value : source.textContent;
+    var done = function () {
+      var label = button.textContent;
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = label; }, 1500);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text.trim()).then(done);
+    } else if (source.select) {
+      source.select();
+      document.execCommand("copy");
+      done();
+    }
+  });
+
+  // <dialog> openers and closers: <button data-open-dialog="#id">, <button data-close-dialog>.
+  document.addEventListener("click", function (event) {
+    var opener = event.target.closest("[data-open-dialog]");
+    if (opener) {
+      var dialog = document.querySelector(opener.getAttribute("data-open-dialog"));
+      if (dialog && dialog.showModal) { event.preventDefault(); dialog.showModal(); }
+      return;
+    }
+    var closer = event.target.closest("[data-close-dialog]");
+    if (closer) {
+      var open = closer.closest("dialog");
+      if (open) { event.preventDefault(); open.close(); }
+    }
+  });
+
+  // Kebab menus (<details class="menu">): one open at a time, closed by Escape or a click
+  // elsewhere.
+  document.addEventListener("click", function (event) {
+    document.querySelectorAll("details.menu[open]").forEach(function (menu) {
+      if (!menu.contains(event.target)) { menu.removeAttribute("open"); }
+    });
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") { return; }
+    var menus = document.querySelectorAll("details.menu[open]");
+    if (menus.length) {
+      menus.forEach(function (menu) {
+        menu.removeAttribute("open");
+        var summary = menu.querySelector("summary");
+        if (summary) { summary.focus(); }
+      });
+      return;
+    }
+    var close = document.querySelector("[data-panel-close]");
+    if (close && !document.querySelector("dialog[open]")) { close.click(); }
+  });
+
+  // Confirmations in our own dialog, which names what will happen (hx-confirm's question).
+  document.addEventListener("htmx:confirm", function (event) {
+    var question = event.detail.question;
+    var dialog = document.getElementById("confirm-dialog");
+    if (!question || !dialog || !dialog.showModal) { return; }
+    event.preventDefault();
+    document.getElementById("confirm-question").textContent = question;
+    var ok = document.getElementById("confirm-ok");
+    ok.textContent = event.detail.elt.getAttribute("data-confirm-label") || "Confirm";
+    var fresh = ok.cloneNode(true);  // drop the listener of an earlier question
+    ok.parentNode.replaceChild(fresh, ok);
+    fresh.addEventListener("click", function () {
+      dialog.close();
+      event.detail.issueRequest(true);
+    });
+    document.querySelectorAll("details.menu[open]").forEach(function (menu) {
+      menu.removeAttribute("open");
+    });
+    dialog.showModal();
+    fresh.focus();
+  });
+
+  // A click anywhere on a user's row opens it, as its name's link does; the menu cell and
+  // modified clicks (new tab) keep their own behaviour.
+  document.addEventListener("click", function (event) {
+    var row = event.target.closest("tr[data-row-link]");
+    if (!row || event.target.closest("td.kebab") || event.metaKey || event.ctrlKey ||
+        event.shiftKey || event.button !== 0) { return; }
+    var link = row.querySelector("[data-row-primary]");
+    if (link && event.target !== link && !event.target.closest("a")) { link.click(); }
+  });
+
+  // The open user's row is marked as selected.
+  function markSelectedRow() {
+    var panel = document.querySelector("[data-panel-user]");
+    var open = panel ? panel.getAttribute("data-panel-user") : null;
+    document.querySelectorAll("tr[data-row-link]").forEach(function (row) {
+      if (row.id === "row-" + open) { row.setAttribute("aria-selected", "true"); }
+      else { row.removeAttribute("aria-selected"); }
+    });
+  }
+  document.addEventListener("htmx:afterSettle", markSelectedRow);
+
+  // A panel that arrives is announced by moving focus to its heading.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    armToasts(document);
+    var heading = event.detail.target.querySelector("[data-focus-on-swap]");
+    if (heading) { heading.focus(); }
+  });
+  document.addEventListener("htmx:oobAfterSwap", function () { armToasts(document); });
+  document.addEventListener("DOMContentLoaded", function () { armToasts(document); });
+})();

@@ -1,0 +1,315 @@
+"""The Users page: tabs with counts, search as you type, role filter, sortable columns, paging
+both ways, the seats indicator, the User Info panel and the actions of each user's menu.
+
+The URL carries the whole view (tab, q, role, sort, the page's cursor and the open user), so
+a view can be bookmarked, shared and reloaded. htmx asks for parts of it: `HX-Target:
+user-results` gets the table (and the tabs, out of band), `HX-Target: panel` the panel.
+An action answers with the refreshed table for the view it was taken from (the browser's
+`HX-Current-URL`), the panel and a toast: one round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import HTMLResponse
+from markupsafe import Markup
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from userdesk.actions import e2e, two_factor
+from userdesk.actions import passwords as password_actions
+from userdesk.actions import users as user_actions
+from userdesk.actions.abilities import abilities, without_admin
+from userdesk.actions.context import Actor
+from userdesk.actions.inputs import AdminPasswordReset
+from userdesk.actions.outbox import queued_email_warning
+from userdesk.errors import NotFound
+from userdesk.http.web.render import (
+    ConsoleRoute,
+    Viewer,
+    current_viewer,
+    is_htmx,
+    page,
+    redirect,
+    render,
+    toast,
+)
+from userdesk.models import User, UserStatus
+from userdesk.queries import roles as role_queries
+from userdesk.queries import users as user_queries
+from userdesk.queries.workspace import Seats, get_seats
+from userdesk.security.permissions import ADMIN, Permission
+from userdesk.services import services_of
+from userdesk.views import UserView
+
+router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
+ViewerDep = Annotated[Viewer, Depends(current_viewer)]
+
+PAGE_SIZE = 25
+COLUMNS = (("name", "Name"), ("username", "Username"), ("email", "Email"), ("status", "Status"))
+# Seats are "nearly full" from this share of the limit on.
+NEARLY_FULL = 0.9
+
+
+@dataclass(frozen=True)
+class View:
+    """What the Users page shows, as its URL says."""
+
+    tab: str = "all"
+    q: str = ""
+    role: str = ""
+    sort: str = user_queries.DEFAULT_SORT
+    after: str = ""
+    before: str = ""
+    last: bool = False
+    user: str = ""
+
+    @classmethod
+    def parse(cls, params: dict[str, str]) -> View:
+        tab = params.get("tab", "all")
+        return cls(
+            tab=tab if tab in user_queries.TABS else "all",
+            q=params.get("q", "")[: user_queries.MAX_QUERY_LENGTH],
+            role=params.get("role", "")[:64],
+            sort=params.get("sort", "")[:20] or user_queries.DEFAULT_SORT,
+            after=params.get("after", "")[:2000],
+            before=params.get("before", "")[:2000],
+            last=params.get("last") == "1",
+            user=params.get("user", "")[:64],
+        )
+
+    def url(self, **changes: Any) -> str:
+        """This view's URL with `changes`; a change of filter or sort starts at page one."""
+        if {"tab", "q", "role", "sort"} & changes.keys():
+            changes = {"after": "", "before": "", "last": False, **changes}
+        view = replace(self, **changes)
+        params = {
+            "tab": "" if view.tab == "all" else view.tab,
+            "q": view.q,
+            "role": view.role,
+            "sort": "" if view.sort == user_queries.DEFAULT_SORT else view.sort,
+            "after": view.after,
+            "before": view.before,
+            "last": "1" if view.last else "",
+            "user": view.user,
+        }
+        query = urlencode({k: v for k, v in params.items() if v})
+        return "/users" + (f"?{query}" if query else "")
+
+    def sort_url(self, field: str) -> str:
+        ascending_now = self.sort == field
+        return self.url(sort=f"-{field}" if ascending_now else field)
+
+    def sort_state(self, field: str) -> str | None:
+        if self.sort == field:
+            return "ascending"
+        if self.sort == f"-{field}":
+            return "descending"
+        return None
+
+
+def _seats_state(seats: Seats) -> str:
+    if seats.limit is None:
+        return ""
+    if seats.used >= seats.limit:
+        return "full"
+    return "nearly-full" if seats.used >= seats.limit * NEARLY_FULL else ""
+
+
+async def _list_values(session: AsyncSession, viewer: Viewer, view: View) -> dict[str, Any]:
+    window = await user_queries.browse_users(
+        session,
+        viewer=viewer.actor,
+        status=None if view.tab == "all" else UserStatus(view.tab),
+        q=view.q or None,
+        role=view.role or None,
+        sort=view.sort,
+        limit=PAGE_SIZE,
+        after=view.after or None,
+        before=view.before or None,
+        last=view.last,
+    )
+    return {
+        "view": view,
+        "window": window,
+        "rows": [(user, abilities(viewer.actor, user)) for user in window.items],
+        "columns": COLUMNS,
+    }
+
+
+async def _panel_values(session: AsyncSession, viewer: Viewer, view: View) -> dict[str, Any]:
+    if not view.user:
+        return {"info": None}
+    user = await user_queries.get_user(session, viewer=viewer.actor, user_id=view.user)
+    return {"info": _info(viewer, user, services_of(session).clock.now()), "view": view}
+
+
+def _info(viewer: Viewer, user: User, now: datetime) -> dict[str, Any]:
+    return {
+        "user": user,
+        "card": UserView.of(user),
+        "can": abilities(viewer.actor, user),
+        "now": now,
+    }
+
+
+@router.get("/users", response_class=HTMLResponse)
+async def users_page(request: Request, viewer: ViewerDep) -> Response:
+    view = View.parse(dict(request.query_params))
+    target = request.headers.get("hx-target") if is_htmx(request) else None
+    if request.headers.get("hx-history-restore-request"):
+        target = None
+    async with request.app.state.database.reader() as session:
+        if target == "panel":
+            panel = await _panel_values(session, viewer, view)
+            return page("_user_panel.html", viewer=viewer, oob=False, **panel)
+        values = await _list_values(session, viewer, view)
+        if target == "user-results":
+            return page("_user_results.html", viewer=viewer, oob=True, **values)
+        try:
+            panel = await _panel_values(session, viewer, view)
+        except NotFound:
+            panel = {"info": None}
+        seats = (
+            await get_seats(session, viewer=viewer.actor)
+            if viewer.can(Permission.SEATS_READ)
+            else None
+        )
+        roles = [
+            role.name for role, _ in await role_queries.list_roles(session, viewer=viewer.actor)
+        ]
+    return page(
+        "users.html",
+        viewer=viewer,
+        section="users",
+        banner_mail=True,
+        seats=seats,
+        seats_state=_seats_state(seats) if seats else "",
+        roles=roles,
+        oob=False,
+        **values,
+        **panel,
+    )
+
+
+def _view_of_caller(request: Request) -> View:
+    """The view an action was taken from: the page's URL as htmx reports it, or the form's."""
+    source = request.headers.get("hx-current-url") or request.headers.get("referer") or ""
+    parts = urlsplit(source)
+    if parts.path != "/users":
+        return View()
+    return View.parse(dict(parse_qsl(parts.query)))
+
+
+Act = Callable[[AsyncSession, Actor, str], Awaitable[str]]
+
+
+async def _act(request: Request, viewer: Viewer, user_id: str, act: Act) -> Response:
+    """Run one action, then answer with the refreshed table, the panel and a toast."""
+    database = request.app.state.database
+    async with database.transaction() as session:
+        message = await act(session, viewer.actor, user_id)
+        warning = await queued_email_warning(session)
+    view = _view_of_caller(request)
+    if not is_htmx(request):
+        return redirect(request, view.url())
+    headers: dict[str, str] = {}
+    async with database.reader() as session:
+        try:
+            panel = await _panel_values(session, viewer, view)
+        except NotFound:  # the user was deleted: close the panel
+            view = replace(view, user="")
+            panel = {"info": None}
+            headers["HX-Replace-Url"] = view.url()
+        values = await _list_values(session, viewer, view)
+    parts = [
+        render("_user_results.html", viewer=viewer, oob=True, **values),
+        render("_user_panel.html", viewer=viewer, oob=True, **{"view": view, **panel}),
+        toast(message),
+    ]
+    if warning:
+        parts.append(toast(f"Note: {warning}.", kind="warning"))
+    return page("_fragments.html", parts=[Markup(p) for p in parts], headers=headers)
+
+
+def _label(user: User) -> str:
+    return f"{user.name} (@{user.username})"
+
+
+async def _make_admin(session: AsyncSession, actor: Actor, user_id: str) -> str:
+    user = await user_queries.get_user(session, viewer=actor, user_id=user_id)
+    names = [role.name for role in user.roles]
+    user = await user_actions.set_roles(
+        session, actor=actor, user_id=user_id, roles=[*names, ADMIN]
+    )
+    return f"{_label(user)} is now an admin."
+
+
+async def _remove_admin(session: AsyncSession, actor: Actor, user_id: str) -> str:
+    user = await user_queries.get_user(session, viewer=actor, user_id=user_id)
+    user = await user_actions.set_roles(
+        session, actor=actor, user_id=user_id, roles=without_admin(user)
+    )
+    return f"{_label(user)} is no longer an admin."
+
+
+async def _deactivate(session: AsyncSession, actor: Actor, user_id: str) -> str:
+    user = await user_actions.deactivate_user(session, actor=actor, user_id=user_id)
+    return f"{_label(user)} was deactivated: their data is kept, their access ended."
+
+
+async def _activate(session: AsyncSession, actor: Actor, user_id: str) -> str:
+    user = await user_actions.activate_user(session, actor=actor, user_id=user_id)
+    return f"{_label(user)} was activated ({user.status.value})."
+
+
+async def _delete(session: AsyncSession, actor: Actor, user_id: str) -> str:
+    user = await user_queries.get_user(session, viewer=actor, user_id=user_id)
+    label = _label(user)
+    await user_actions.delete_user(session, actor=actor, user_id=user_id)
+    return f"{label} was deleted."
+
+
+async def _reset_password(session: AsyncSession, actor: Actor, user_id: str) -> str:
+    user = await password_actions.reset_password(
+        session, actor=actor, user_id=user_id, data=AdminPasswordReset(mode="random")
+    )
+    return (
+        f"A new random password was emailed to {user.email}; {user.name} must change it at "
+        "the next sign-in, and every session of theirs was ended."
+    )
+
+
+async def _reset_two_factor(session: AsyncSession, actor: Actor, user_id: str) -> str:
+    user = await two_factor.reset_two_factor(session, actor=actor, user_id=user_id)
+    return f"Two-factor authentication of {_label(user)} was reset."
+
+
+async def _reset_e2e_keys(session: AsyncSession, actor: Actor, user_id: str) -> str:
+    user = await e2e.reset_keys(session, actor=actor, user_id=user_id)
+    return f"The end-to-end encryption keys of {_label(user)} were reset."
+
+
+ACTIONS: dict[str, Act] = {
+    "make-admin": _make_admin,
+    "remove-admin": _remove_admin,
+    "deactivate": _deactivate,
+    "activate": _activate,
+    "delete": _delete,
+    "reset-password": _reset_password,
+    "reset-2fa": _reset_two_factor,
+    "reset-e2e-keys": _reset_e2e_keys,
+}
+
+
+@router.post("/users/{user_id}/{action}", response_class=HTMLResponse)
+async def user_action(request: Request, user_id: str, action: str, viewer: ViewerDep) -> Response:
+    act = ACTIONS.get(action)
+    if act is None:
+        raise NotFound(f"there is no action {action!r}")
+    return await _act(request, viewer, user_id, act)
