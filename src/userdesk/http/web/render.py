@@ -190,7 +190,7 @@ async def current_viewer(request: Request) -> Viewer:
             await note_session_use(session, session_id=login_session.id, at=now)
     path = request.url.path
     if not path.startswith(ALWAYS_ALLOWED):
-        if actor.must_change_password and path != PASSWORD_CHANGE_PAGE:
+        if actor.must_change_password and not path.startswith(PASSWORD_CHANGE_PAGE):
             raise GoElsewhere(PASSWORD_CHANGE_PAGE)
         if (
             actor.must_enrol_two_factor

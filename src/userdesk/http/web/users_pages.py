@@ -52,6 +52,10 @@ ViewerDep = Annotated[Viewer, Depends(current_viewer)]
 
 PAGE_SIZE = 25
 COLUMNS = (("name", "Name"), ("username", "Username"), ("email", "Email"), ("status", "Status"))
+MAIL_WARNING = (
+    "Email is not configured: the message is kept in the Mail page (the built-in mail "
+    "catcher) and nobody receives it."
+)
 # Seats are "nearly full" from this share of the limit on.
 NEARLY_FULL = 0.9
 
@@ -192,8 +196,7 @@ async def users_page(request: Request, viewer: ViewerDep) -> Response:
         seats_state=_seats_state(seats) if seats else "",
         roles=roles,
         oob=False,
-        **values,
-        **panel,
+        **{**values, **panel},
     )
 
 
@@ -233,7 +236,7 @@ async def _act(request: Request, viewer: Viewer, user_id: str, act: Act) -> Resp
         toast(message),
     ]
     if warning:
-        parts.append(toast(f"Note: {warning}.", kind="warning"))
+        parts.append(toast(MAIL_WARNING, kind="warning"))
     return page("_fragments.html", parts=[Markup(p) for p in parts], headers=headers)
 
 
