@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Account, Directory
+from tests.conftest import Account, Directory, queued_emails
 
 
 async def _audit(client: httpx.AsyncClient, owner: Account, **params: str) -> list[dict[str, Any]]:
@@ -397,3 +397,25 @@ async def test_a_body_that_is_not_utf8_is_422_naming_the_body(
     )
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["field"] == "body"
+
+
+async def test_welcome_email_again(
+    client: httpx.AsyncClient, owner: Account, directory: Directory, database: Any
+) -> None:
+    pat = await directory.create("pat")
+    manager = await directory.account("max", roles=["user-manager"])
+    plain = await directory.account("uma")
+    sent = await client.post(f"/api/v1/users/{pat['id']}/welcome-email", headers=manager.headers)
+    assert sent.status_code == 200, sent.text
+    assert "mail catcher" in sent.json()["warning"]
+    emails = await queued_emails(database, "welcome")
+    assert [e["to"] for e in emails] == ["pat@example.com"]
+    [entry] = await _audit(client, owner, target=pat["id"], action="user.welcome_email_sent")
+    assert entry["actor"]["name"] == "max"
+
+    refused = await client.post(f"/api/v1/users/{pat['id']}/welcome-email", headers=plain.headers)
+    assert refused.status_code == 403 and refused.json()["permission"] == "users.edit"
+    await client.post(f"/api/v1/users/{pat['id']}/deactivate", headers=owner.headers)
+    gone = await client.post(f"/api/v1/users/{pat['id']}/welcome-email", headers=owner.headers)
+    assert gone.status_code == 409 and "activate them" in gone.json()["detail"]
+    assert len(await queued_emails(database, "welcome")) == 1

@@ -71,15 +71,15 @@ class Console:
         self.contexts.append(context)
         page = await context.new_page()
         page.on("pageerror", lambda error: self.errors.append(f"{page.url}: {error}"))
-        page.on(
-            "console",
-            lambda message: (
-                self.errors.append(f"{page.url}: {message.text}")
-                if message.type == "error"
-                else None
-            ),
-        )
+        page.on("console", lambda message: self._note(page, message.type, message.text))
         return page
+
+    def _note(self, page: Page, kind: str, text: str) -> None:
+        # A refusal the page shows (401, 403, 409, 410, 422, 429) is logged by Chromium as a
+        # failed load; it is an answer, not an error. A 404 or a 5xx is a broken page.
+        refusal = re.search(r"status of (401|403|409|410|422|429) ", text)
+        if kind == "error" and not refusal:
+            self.errors.append(f"{page.url}: {text}")
 
     async def sign_in(
         self, page: Page, login: str = "olive", password: str = OWNER_PASSWORD

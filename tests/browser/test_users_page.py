@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+from PIL import Image
 from playwright.async_api import expect
 
 from tests.browser.conftest import Console, screenshot
@@ -191,3 +193,65 @@ async def test_narrow_screen(console: Console) -> None:
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 360, width
     await screenshot(page, "users-narrow", full_page=True)
+
+
+async def test_edit_user_panel(console: Console, tmp_path: Path) -> None:
+    """Edit User: errors beside their fields with nothing saved, then every part at once."""
+    seed(console)
+    bruno = console.api("GET", "/users?q=bruno").json()["items"][0]
+    page = await console.new_page()
+    await console.sign_in(page)
+    await page.goto(f"/users?user={bruno['id']}")
+    panel = page.locator("#panel")
+    await panel.get_by_role("link", name="Edit").click()
+    await expect(panel.get_by_role("heading", name="Edit User")).to_be_visible()
+    await expect(page).to_have_url(re.compile(r"edit=1"))
+
+    await panel.get_by_label("Name", exact=True).fill("Bruno Díaz Ortega")
+    await panel.get_by_label("Username").fill("bruno díaz!")
+    await panel.get_by_label("Set a password by hand").check()
+    await panel.get_by_label("New password").press_sequentially("bruno", delay=20)
+    await expect(panel.locator("#edit-policy .unmet").first).to_be_visible()
+    await panel.get_by_role("button", name="Save user").click()
+    await expect(panel.locator("#error-username")).not_to_be_empty()
+    await expect(panel.get_by_text("Nothing was saved")).to_be_visible()
+    # What was typed stays (the password does not).
+    await expect(panel.get_by_label("Name", exact=True)).to_have_value("Bruno Díaz Ortega")
+    await expect(panel.get_by_label("New password")).to_have_value("")
+    await screenshot(page, "edit-user-errors")
+    assert console.api("GET", f"/users/{bruno['id']}").json()["name"] == "Bruno Díaz"
+
+    picture = tmp_path / "face.png"
+    Image.new("RGB", (320, 200), (200, 80, 40)).save(picture)
+    await panel.get_by_label("Username").fill("bruno.diaz")
+    await panel.get_by_label("Picture to upload").set_input_files(str(picture))
+    await expect(panel.get_by_label("Upload a picture")).to_be_checked()
+    await panel.get_by_label("Status message").fill("On holiday")
+    await panel.get_by_label("Timezone").fill("America/Mexico_City")
+    await panel.get_by_label("user-manager").check()
+    await panel.get_by_label("New password").fill("plaza de la constitución 1857")
+    await panel.get_by_label("Send the welcome email").check()
+    await panel.get_by_role("button", name="Save user").click()
+    await expect(panel.get_by_role("heading", name="User Info")).to_be_visible()
+    await expect(page.locator("#toasts")).to_contain_text("profile saved")
+    await expect(page).not_to_have_url(re.compile(r"edit=1"))
+    await expect(panel).to_contain_text("@bruno.diaz")
+    await expect(panel).to_contain_text("On holiday")
+    await expect(panel.locator(".avatar img")).to_be_visible()
+    row = page.locator(f"#row-{bruno['id']}")
+    await expect(row).to_contain_text("Bruno Díaz Ortega")
+    await expect(row.locator(".roles")).to_contain_text("user-manager")
+    await screenshot(page, "edit-user-saved")
+
+    saved = console.api("GET", f"/users/{bruno['id']}").json()
+    assert saved["username"] == "bruno.diaz" and saved["timezone"] == "America/Mexico_City"
+    assert saved["roles"] == ["user", "user-manager"] and saved["avatar"]["kind"] == "upload"
+    assert saved["has_password"] and saved["require_password_change"]
+    assert "account is ready" in console.latest_mail("bruno@example.org")["subject"]
+
+    # Back to initials.
+    await panel.get_by_role("link", name="Edit").click()
+    await panel.get_by_label("Use initials").check()
+    await panel.get_by_role("button", name="Save user").click()
+    await expect(panel.locator(".avatar img")).to_have_count(0)
+    assert console.api("GET", f"/users/{bruno['id']}").json()["avatar"]["kind"] == "initials"

@@ -7,18 +7,27 @@ each row's menu.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from userdesk.actions.context import Actor
 from userdesk.actions.rules import permissions_of
-from userdesk.models import User, UserStatus, UserType
-from userdesk.security.permissions import ADMIN, BOT, BUILT_IN_ROLES, USER, Permission
+from userdesk.models import Role, User, UserStatus, UserType
+from userdesk.security.permissions import (
+    ADMIN,
+    BOT,
+    BUILT_IN_ROLES,
+    DEFAULT_HUMAN_ROLE,
+    USER,
+    Permission,
+)
 
 ADMIN_PERMISSIONS = BUILT_IN_ROLES[ADMIN][1]
 
 
 @dataclass(frozen=True)
 class Abilities:
+    edit: bool = False
     make_admin: bool = False
     remove_admin: bool = False
     reset_password: bool = False
@@ -44,6 +53,7 @@ def abilities(actor: Actor, user: User) -> Abilities:
 
     may_grant_admin = may(Permission.ROLES_ASSIGN) and actor.permissions >= ADMIN_PERMISSIONS
     return Abilities(
+        edit=not itself and may(Permission.USERS_EDIT),
         make_admin=may_grant_admin and ADMIN not in names and user.type is not UserType.BOT,
         remove_admin=may_grant_admin and ADMIN in names,
         reset_password=(
@@ -65,7 +75,27 @@ def abilities(actor: Actor, user: User) -> Abilities:
     )
 
 
+def may_edit_own_profile(actor: Actor) -> bool:
+    """Whether update_user lets the actor change their own profile fields."""
+    return actor.has(Permission.PROFILE_EDIT) or actor.has(Permission.USERS_EDIT)
+
+
 def without_admin(user: User) -> list[str]:
     """The roles Remove Admin leaves: the others, or the plain role of the user's kind."""
     rest = [role.name for role in user.roles if role.name != ADMIN]
     return rest or [BOT if user.type is UserType.BOT else USER]
+
+
+def grantable_roles(actor: Actor, roles: Iterable[Role]) -> list[Role]:
+    """The roles the actor may give a new person (an invitation, an invite link, a new user),
+    for offering only those: the default role with users.create, any other with roles.assign
+    too, and none carrying a permission the actor lacks."""
+    if not actor.has(Permission.USERS_CREATE):
+        return []
+    may_assign = actor.has(Permission.ROLES_ASSIGN)
+    return [
+        role
+        for role in roles
+        if (may_assign or role.name == DEFAULT_HUMAN_ROLE)
+        and permissions_of([role]) <= actor.permissions
+    ]

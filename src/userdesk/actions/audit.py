@@ -19,6 +19,7 @@ class AuditEvent(StrEnum):
     USER_DEACTIVATED = "user.deactivated"
     USER_ACTIVATED = "user.activated"
     USER_DELETED = "user.deleted"
+    WELCOME_EMAIL_SENT = "user.welcome_email_sent"
     ROLE_CREATED = "role.created"
     ROLE_UPDATED = "role.updated"
     ROLE_DELETED = "role.deleted"

@@ -209,17 +209,41 @@ async def _create(
         changes["password"] = {"changed": True}
     if data.send_welcome_email:
         changes["welcome_email"] = {"before": None, "after": "queued"}
-        await enqueue_email(
-            session,
-            template="welcome",
-            to=user.email,
-            context={"user_id": user.public_id, "name": user.name, "username": user.username},
-        )
+        await _queue_welcome(session, user)
     from userdesk.actions.recovery import after_email_set  # recovery builds on this module
 
     changes.update(await after_email_set(session, user))
     await record_for_user(
         session, actor=actor, event=AuditEvent.USER_CREATED, user=user, changes=changes
+    )
+    return user
+
+
+async def _queue_welcome(session: AsyncSession, user: User) -> None:
+    await enqueue_email(
+        session,
+        template="welcome",
+        to=user.email,
+        context={"user_id": user.public_id, "name": user.name, "username": user.username},
+    )
+
+
+async def send_welcome_email(session: AsyncSession, *, actor: Actor, user_id: str) -> User:
+    """Email a user the welcome message again (the Edit panel's "Send welcome email")."""
+    actor.require(Permission.USERS_EDIT)
+    user = await lock_user(session, user_id)
+    ensure_can_act_on(actor, user, doing="emailing")
+    if user.type is UserType.BOT:
+        raise Conflict("a bot gets no welcome email")
+    if user.status is UserStatus.DEACTIVATED:
+        raise Conflict("the user is deactivated; activate them before welcoming them")
+    await _queue_welcome(session, user)
+    await record_for_user(
+        session,
+        actor=actor,
+        event=AuditEvent.WELCOME_EMAIL_SENT,
+        user=user,
+        changes={"welcome_email": {"before": None, "after": "queued"}},
     )
     return user
 

@@ -107,3 +107,13 @@ async def deactivate_user(user_id: str, actor: ActorDep, database: DatabaseDep) 
 async def activate_user(user_id: str, actor: ActorDep, database: DatabaseDep) -> UserView:
     async with database.transaction() as session:
         return UserView.of(await user_actions.activate_user(session, actor=actor, user_id=user_id))
+
+
+@router.post("/{user_id}/welcome-email", response_model=UserView)
+async def send_welcome_email(user_id: str, actor: ActorDep, database: DatabaseDep) -> UserView:
+    """Email the user the welcome message (with the sign-in link) again."""
+    async with database.transaction() as session:
+        user = await user_actions.send_welcome_email(session, actor=actor, user_id=user_id)
+        view = UserView.of(user)
+        view.warning = await queued_email_warning(session)
+        return view

@@ -15,8 +15,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
+from zoneinfo import available_timezones
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,7 +29,7 @@ from userdesk.actions.abilities import abilities, without_admin
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import AdminPasswordReset
 from userdesk.actions.outbox import queued_email_warning
-from userdesk.errors import NotFound
+from userdesk.errors import Conflict, InvalidInput, NotFound, WrongPassword
 from userdesk.http.web.render import (
     ConsoleRoute,
     Viewer,
@@ -39,6 +40,7 @@ from userdesk.http.web.render import (
     render,
     toast,
 )
+from userdesk.http.web.user_edit import EditForm, errors_by_field, role_choices, save
 from userdesk.models import User, UserStatus
 from userdesk.queries import roles as role_queries
 from userdesk.queries import users as user_queries
@@ -49,6 +51,7 @@ from userdesk.views import UserView
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 ViewerDep = Annotated[Viewer, Depends(current_viewer)]
+FormText = Annotated[str, Form()]
 
 PAGE_SIZE = 25
 COLUMNS = (("name", "Name"), ("username", "Username"), ("email", "Email"), ("status", "Status"))
@@ -56,6 +59,7 @@ MAIL_WARNING = (
     "Email is not configured: the message is kept in the Mail page (the built-in mail "
     "catcher) and nobody receives it."
 )
+TIMEZONES = sorted(available_timezones())
 # Seats are "nearly full" from this share of the limit on.
 NEARLY_FULL = 0.9
 
@@ -72,6 +76,7 @@ class View:
     before: str = ""
     last: bool = False
     user: str = ""
+    edit: bool = False
 
     @classmethod
     def parse(cls, params: dict[str, str]) -> View:
@@ -85,10 +90,13 @@ class View:
             before=params.get("before", "")[:2000],
             last=params.get("last") == "1",
             user=params.get("user", "")[:64],
+            edit=params.get("edit") == "1",
         )
 
     def url(self, **changes: Any) -> str:
         """This view's URL with `changes`; a change of filter or sort starts at page one."""
+        if "user" in changes:
+            changes.setdefault("edit", False)
         if {"tab", "q", "role", "sort"} & changes.keys():
             changes = {"after": "", "before": "", "last": False, **changes}
         view = replace(self, **changes)
@@ -101,6 +109,7 @@ class View:
             "before": view.before,
             "last": "1" if view.last else "",
             "user": view.user,
+            "edit": "1" if view.edit and view.user else "",
         }
         query = urlencode({k: v for k, v in params.items() if v})
         return "/users" + (f"?{query}" if query else "")
@@ -146,11 +155,44 @@ async def _list_values(session: AsyncSession, viewer: Viewer, view: View) -> dic
     }
 
 
-async def _panel_values(session: AsyncSession, viewer: Viewer, view: View) -> dict[str, Any]:
+async def _panel_values(
+    session: AsyncSession,
+    viewer: Viewer,
+    view: View,
+    *,
+    max_upload: int,
+    form: EditForm | None = None,
+) -> dict[str, Any]:
     if not view.user:
-        return {"info": None}
+        return {"info": None, "editing": None}
     user = await user_queries.get_user(session, viewer=viewer.actor, user_id=view.user)
-    return {"info": _info(viewer, user, services_of(session).clock.now()), "view": view}
+    info = _info(viewer, user, services_of(session).clock.now())
+    editing = None
+    if view.edit and info["can"].edit:
+        editing = await _edit_values(session, viewer, user, form or EditForm.of(user))
+        editing["max_upload"] = max_upload
+    return {"info": info, "editing": editing, "view": view}
+
+
+async def _edit_values(
+    session: AsyncSession, viewer: Viewer, user: User, form: EditForm
+) -> dict[str, Any]:
+    roles = [role for role, _ in await role_queries.list_roles(session, viewer=viewer.actor)]
+    policy = await password_actions.policy_of(session)
+    return {
+        "form": form,
+        "roles": role_choices(viewer.actor, roles, form.roles),
+        "may_assign": viewer.can(Permission.ROLES_ASSIGN),
+        "may_reset": viewer.can(Permission.USERS_RESET_CREDENTIALS),
+        "rules": policy.check("", username=user.username, email=user.email),
+        "checked": False,
+        "max_length": policy.max_length,
+        "timezones": TIMEZONES,
+    }
+
+
+def _max_upload(request: Request) -> int:
+    return int(request.app.state.settings.max_body_bytes)
 
 
 def _info(viewer: Viewer, user: User, now: datetime) -> dict[str, Any]:
@@ -170,15 +212,15 @@ async def users_page(request: Request, viewer: ViewerDep) -> Response:
         target = None
     async with request.app.state.database.reader() as session:
         if target == "panel":
-            panel = await _panel_values(session, viewer, view)
+            panel = await _panel_values(session, viewer, view, max_upload=_max_upload(request))
             return page("_user_panel.html", viewer=viewer, oob=False, **panel)
         values = await _list_values(session, viewer, view)
         if target == "user-results":
             return page("_user_results.html", viewer=viewer, oob=True, **values)
         try:
-            panel = await _panel_values(session, viewer, view)
+            panel = await _panel_values(session, viewer, view, max_upload=_max_upload(request))
         except NotFound:
-            panel = {"info": None}
+            panel = {"info": None, "editing": None}
         seats = (
             await get_seats(session, viewer=viewer.actor)
             if viewer.can(Permission.SEATS_READ)
@@ -224,10 +266,10 @@ async def _act(request: Request, viewer: Viewer, user_id: str, act: Act) -> Resp
     headers: dict[str, str] = {}
     async with database.reader() as session:
         try:
-            panel = await _panel_values(session, viewer, view)
+            panel = await _panel_values(session, viewer, view, max_upload=_max_upload(request))
         except NotFound:  # the user was deleted: close the panel
             view = replace(view, user="")
-            panel = {"info": None}
+            panel = {"info": None, "editing": None}
             headers["HX-Replace-Url"] = view.url()
         values = await _list_values(session, viewer, view)
     parts = [
@@ -308,6 +350,63 @@ ACTIONS: dict[str, Act] = {
     "reset-2fa": _reset_two_factor,
     "reset-e2e-keys": _reset_e2e_keys,
 }
+
+
+@router.post("/users/{user_id}/edit", response_class=HTMLResponse)
+async def edit_user(request: Request, user_id: str, viewer: ViewerDep) -> Response:
+    """Save the Edit User panel: every part through its action, in one transaction. Errors
+    come back beside their fields, with what was typed kept (but no password)."""
+    database = request.app.state.database
+    form = await EditForm.parse(await request.form())
+    view = replace(_view_of_caller(request), user=user_id, edit=True)
+    try:
+        async with database.transaction() as session:
+            user = await user_queries.get_user(session, viewer=viewer.actor, user_id=user_id)
+            done = await save(session, actor=viewer.actor, user=user, form=form)
+            warning = await queued_email_warning(session)
+    except (InvalidInput, Conflict) as exc:
+        if isinstance(exc, WrongPassword):
+            raise
+        form.errors = errors_by_field(exc)
+        form.password = ""
+        async with database.reader() as session:
+            panel = await _panel_values(
+                session, viewer, view, max_upload=_max_upload(request), form=form
+            )
+        return page("_user_panel.html", status=422, viewer=viewer, oob=False, **panel)
+    view = replace(view, edit=False)
+    if not is_htmx(request):
+        return redirect(request, view.url())
+    async with database.reader() as session:
+        panel = await _panel_values(session, viewer, view, max_upload=_max_upload(request))
+        values = await _list_values(session, viewer, view)
+    results = render("_user_results.html", viewer=viewer, oob=False, **values)
+    parts = [
+        render("_user_panel.html", viewer=viewer, oob=False, **panel),
+        render("_oob.html", target="user-results", content=Markup(results)),
+        render("_user_tabs.html", oob=True, **values),
+        render("_user_filter_state.html", oob=True, **values),
+        toast(f"{_label(panel['info']['user'])}: " + (", ".join(done) or "nothing changed") + "."),
+    ]
+    if warning:
+        parts.append(toast(MAIL_WARNING, kind="warning"))
+    return page(
+        "_fragments.html",
+        parts=[Markup(p) for p in parts],
+        headers={"HX-Push-Url": view.url()},
+    )
+
+
+@router.post("/users/{user_id}/edit/password-check", response_class=HTMLResponse)
+async def check_user_password(
+    request: Request, user_id: str, viewer: ViewerDep, password: FormText = ""
+) -> Response:
+    """Live policy feedback for a password an admin types for someone else."""
+    async with request.app.state.database.reader() as session:
+        user = await user_queries.get_user(session, viewer=viewer.actor, user_id=user_id)
+        policy = await password_actions.policy_of(session)
+    rules = policy.check(password[:4096], username=user.username, email=user.email)
+    return page("_policy_feedback.html", rules=rules, checked=bool(password))
 
 
 @router.post("/users/{user_id}/{action}", response_class=HTMLResponse)

@@ -127,11 +127,41 @@
   }
   document.addEventListener("htmx:afterSettle", markSelectedRow);
 
+  // Typing in an option's own field picks that option: <input data-selects="name=value">.
+  function selectOption(event) {
+    var target = event.target.closest && event.target.closest("[data-selects]");
+    if (!target) { return; }
+    var parts = target.getAttribute("data-selects").split("=");
+    var form = target.form;
+    var radio = form && form.querySelector('input[type=radio][name="' + parts[0] + '"][value="' + parts[1] + '"]');
+    if (radio) { radio.checked = true; }
+  }
+  document.addEventListener("input", selectOption);
+  document.addEventListener("change", selectOption);
+
+  // A picture larger than the server takes is refused here, before it is sent.
+  document.addEventListener("change", function (event) {
+    var input = event.target;
+    if (!input.matches || !input.matches("input[type=file][data-max-bytes]")) { return; }
+    var limit = parseInt(input.getAttribute("data-max-bytes"), 10);
+    var file = input.files && input.files[0];
+    if (file && limit && file.size > limit) {
+      input.setCustomValidity("The picture is larger than " + Math.floor(limit / 1024) + " KiB.");
+      input.reportValidity();
+      input.value = "";
+    } else {
+      input.setCustomValidity("");
+    }
+  });
+
   // A panel that arrives is announced by moving focus to its heading.
   document.addEventListener("htmx:afterSwap", function (event) {
     armToasts(document);
+    // A form that came back with errors: focus the first field marked invalid; else a new
+    // panel's heading.
+    var invalid = event.detail.target.querySelector("[aria-invalid=true]");
     var heading = event.detail.target.querySelector("[data-focus-on-swap]");
-    if (heading) { heading.focus(); }
+    if (invalid) { invalid.focus(); } else if (heading) { heading.focus(); }
   });
   document.addEventListener("htmx:oobAfterSwap", function () { armToasts(document); });
   document.addEventListener("DOMContentLoaded", function () { armToasts(document); });
