@@ -99,3 +99,21 @@ def grantable_roles(actor: Actor, roles: Iterable[Role]) -> list[Role]:
         if (may_assign or role.name == DEFAULT_HUMAN_ROLE)
         and permissions_of([role]) <= actor.permissions
     ]
+
+
+@dataclass(frozen=True)
+class RoleAbilities:
+    edit: bool = False
+    delete: bool = False
+
+
+def role_abilities(actor: Actor, role: Role) -> RoleAbilities:
+    """What the actor may do to a role, as update_role and delete_role judge it: custom roles
+    only, with roles.manage, and none carrying a permission the actor lacks. Whether the role
+    is still held is the action's to say (it counts under a lock)."""
+    may = (
+        actor.has(Permission.ROLES_MANAGE)
+        and not role.built_in
+        and permissions_of([role]) <= actor.permissions
+    )
+    return RoleAbilities(edit=may, delete=may)

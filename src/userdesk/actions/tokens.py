@@ -10,7 +10,7 @@ from sqlalchemy.orm import selectinload
 
 from userdesk.actions.audit import AuditEvent, record_for_user
 from userdesk.actions.context import Actor
-from userdesk.actions.inputs import fold
+from userdesk.actions.inputs import TokenCreate, fold
 from userdesk.actions.rules import ensure_can_act_on, permissions_of
 from userdesk.errors import InvalidInput, NotFound, PermissionDenied
 from userdesk.models import ApiToken, User, UserStatus, UserType
@@ -130,6 +130,23 @@ async def create_token(
         },
     )
     return token, secret
+
+
+async def mint_token(
+    session: AsyncSession, *, actor: Actor, user_id: str, data: TokenCreate
+) -> tuple[ApiToken, str]:
+    """create_token from the adapters' input model: `expires_in_days` counts from now."""
+    expires_at = None
+    if data.expires_in_days is not None:
+        expires_at = services_of(session).clock.now() + timedelta(days=data.expires_in_days)
+    return await create_token(
+        session,
+        actor=actor,
+        user_id=user_id,
+        name=data.name,
+        expires_at=expires_at,
+        permissions=data.permissions,
+    )
 
 
 async def revoke_token(

@@ -8,7 +8,12 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from userdesk.http.web import auth_pages, users_pages
+from userdesk.http.web import (
+    account_pages,
+    audit_pages,
+    auth_pages,
+    users_pages,
+)
 
 log = logging.getLogger("userdesk.console")
 
@@ -19,7 +24,12 @@ HTMX = Path(__file__).parent / "node_modules" / "htmx.org" / "dist"
 
 
 def install(app: FastAPI) -> None:
-    for module in (auth_pages, users_pages):
+    for module in (
+        auth_pages,
+        users_pages,
+        account_pages,
+        audit_pages,
+    ):
         app.include_router(module.router)
     if not (HTMX / "htmx.min.js").is_file():
         log.warning(
