@@ -130,5 +130,7 @@ async def screenshot(page: Page, name: str, *, full_page: bool = False) -> Path:
     """Write tests/screenshots/<name>.png (kept out of git; the README shows chosen ones)."""
     SCREENSHOTS.mkdir(exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    await page.screenshot(path=str(path), full_page=full_page)
+    # caret="initial": Playwright would hide the caret with an inline style, which our CSP
+    # refuses (and reports as an error).
+    await page.screenshot(path=str(path), full_page=full_page, caret="initial")
     return path

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from userdesk.actions.context import Actor
-from userdesk.errors import InvalidInput
+from userdesk.errors import InvalidInput, NotFound
 from userdesk.models import Invitation, InviteLink, User
 from userdesk.queries import cursors
 from userdesk.security.permissions import Permission
@@ -232,4 +232,30 @@ async def list_invite_links(
             for row in rows
         ],
         next_cursor=next_cursor,
+    )
+
+
+async def get_invitation(
+    session: AsyncSession, *, viewer: Actor, invitation_id: str
+) -> InvitationItem:
+    viewer.require(Permission.USERS_CREATE)
+    invitation = await session.scalar(
+        select(Invitation).where(Invitation.public_id == invitation_id)
+    )
+    if invitation is None:
+        raise NotFound(f"no invitation with id {invitation_id}")
+    return await invitation_item(session, invitation)
+
+
+async def get_invite_link(session: AsyncSession, *, viewer: Actor, link_id: str) -> InviteLinkItem:
+    """One link as the listing shows it, without its secret."""
+    viewer.require(Permission.USERS_CREATE)
+    link = await session.scalar(select(InviteLink).where(InviteLink.public_id == link_id))
+    if link is None:
+        raise NotFound(f"no invite link with id {link_id}")
+    creator = await session.get(User, link.created_by_id) if link.created_by_id else None
+    return InviteLinkItem(
+        link=link,
+        status=link_status(link, _now(session)),
+        created_by=Person(creator.public_id, creator.username, creator.name) if creator else None,
     )

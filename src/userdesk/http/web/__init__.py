@@ -12,6 +12,7 @@ from userdesk.http.web import (
     account_pages,
     audit_pages,
     auth_pages,
+    invitations_pages,
     users_pages,
 )
 
@@ -24,8 +25,10 @@ HTMX = Path(__file__).parent / "node_modules" / "htmx.org" / "dist"
 
 
 def install(app: FastAPI) -> None:
+    # invitations_pages before users_pages: POST /users/new/check is no user's action.
     for module in (
         auth_pages,
+        invitations_pages,
         users_pages,
         account_pages,
         audit_pages,

@@ -152,8 +152,11 @@ async def audit_page(request: Request, viewer: ViewerDep) -> Response:
         "actions": sorted(e.value for e in AuditEvent),
     }
     if is_htmx(request) and request.headers.get("hx-target") == "audit-results":
-        return page("_audit_results.html", **values)
-    return page("audit.html", section="audit", **values)
+        # The export link follows the filters; so does the form, unless it asked (it keeps
+        # the field being typed in, and its focus).
+        from_form = request.headers.get("hx-trigger") == "audit-filters"
+        return page("_audit_results.html", oob=True, from_form=from_form, **values)
+    return page("audit.html", section="audit", oob=False, from_form=False, **values)
 
 
 def _cell(value: Any) -> str:
