@@ -13,6 +13,7 @@ from userdesk.http.web import (
     audit_pages,
     auth_pages,
     invitations_pages,
+    settings_pages,
     users_pages,
 )
 
@@ -32,6 +33,7 @@ def install(app: FastAPI) -> None:
         users_pages,
         account_pages,
         audit_pages,
+        settings_pages,
     ):
         app.include_router(module.router)
     if not (HTMX / "htmx.min.js").is_file():
