@@ -13,6 +13,7 @@ from userdesk.http.web import (
     audit_pages,
     auth_pages,
     invitations_pages,
+    roles_pages,
     settings_pages,
     users_pages,
 )
@@ -33,6 +34,7 @@ def install(app: FastAPI) -> None:
         users_pages,
         account_pages,
         audit_pages,
+        roles_pages,
         settings_pages,
     ):
         app.include_router(module.router)
