@@ -77,7 +77,7 @@ async def test_csv_export_has_every_match_and_defuses_formulas(
     client: httpx.AsyncClient, directory: Directory, owner: Account
 ) -> None:
     await _admin(directory)
-    evil = await directory.create("eve", name="=HYPERLINK(\"http://evil.example\",\"x\")")
+    evil = await directory.create("eve", name='=HYPERLINK("http://evil.example","x")')
     for n in range(3):
         await directory.create(f"u{n}")
     # The user agent is whatever the caller sends: here, a spreadsheet formula.

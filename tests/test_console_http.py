@@ -132,7 +132,7 @@ async def test_action_answers_refresh_list_panel_and_toast(
     assert 'id="panel" hx-swap-oob="innerHTML"' in answer.text
     assert "Bob Builder (@bob) is now an admin." in answer.text
     # The list is the one the admin was looking at: bob's search, one row.
-    assert answer.text.count('data-row-link') == 1
+    assert answer.text.count("data-row-link") == 1
     roles = (await client.get(f"/api/v1/users/{bob['id']}", headers=admin.headers)).json()
     assert roles["roles"] == ["admin", "user"]
 
@@ -141,9 +141,9 @@ async def test_refusals_are_pages_or_toasts_never_500(
     client: httpx.AsyncClient, admin: Account, directory: Directory
 ) -> None:
     token = await sign_in(client, "ada")
-    owner_id = (await client.get("/api/v1/users?q=olive", headers=admin.headers)).json()[
-        "items"
-    ][0]["id"]
+    owner_id = (await client.get("/api/v1/users?q=olive", headers=admin.headers)).json()["items"][
+        0
+    ]["id"]
     # An admin cannot act on an owner: the action says why, as a toast for htmx.
     refused = await client.post(
         f"/users/{owner_id}/deactivate",
@@ -153,9 +153,7 @@ async def test_refusals_are_pages_or_toasts_never_500(
     assert refused.headers["HX-Retarget"] == "#toasts"
     assert "owners.manage" in refused.text
 
-    unknown = await client.post(
-        "/users/nobody/delete", headers={**ORIGIN, "X-CSRF-Token": token}
-    )
+    unknown = await client.post("/users/nobody/delete", headers={**ORIGIN, "X-CSRF-Token": token})
     assert unknown.status_code == 404 and "<h1>Not found</h1>" in unknown.text
     bad_action = await client.post(
         f"/users/{owner_id}/promote-to-god", headers={**ORIGIN, "X-CSRF-Token": token}

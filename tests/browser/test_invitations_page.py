@@ -4,13 +4,12 @@ limit, and creating a user by hand."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 import httpx
 from playwright.async_api import Page, expect
 
-from tests.browser.conftest import SCREENSHOTS, Console
+from tests.browser.conftest import Console, screenshot
 
 
 def add_member(console: Console, username: str, email: str) -> None:
@@ -18,22 +17,6 @@ def add_member(console: Console, username: str, email: str) -> None:
         "POST", "/users", json={"name": username.title(), "username": username, "email": email}
     )
     assert created.status_code == 201, created.text
-
-
-async def forgive(console: Console, path: str, *statuses: int) -> None:
-    """Refusals the test asks for, which Chromium may log as console errors, late or not at
-    all: the only errors these tests expect. Called at the end of the test."""
-    await asyncio.sleep(1)
-    for status in statuses:
-        error = f"{path}: Failed to load resource: the server responded with a status of {status}"
-        console.errors[:] = [e for e in console.errors if error not in e]
-
-
-async def shoot(page: Page, name: str, *, full_page: bool = False) -> None:
-    """conftest's screenshot, keeping the caret: Playwright hides it with an injected style,
-    which the console's CSP refuses, and the refusal shows up as a browser error later."""
-    SCREENSHOTS.mkdir(exist_ok=True)
-    await page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=full_page, caret="initial")
 
 
 async def invite(page: Page, addresses: str, role: str = "user") -> None:
@@ -71,7 +54,7 @@ async def test_invite_several_then_resend_and_revoke(console: Console) -> None:
     await expect(row).to_contain_text("Pending")
     await expect(row).to_contain_text("guest")
     assert console.latest_mail("ana@example.com")["subject"].startswith("Welcome to")
-    await shoot(page, "invitations-results")
+    await screenshot(page, "invitations-results")
 
     # Inviting the same address again sends it again.
     await invite(page, "ana@example.com")
@@ -128,7 +111,7 @@ async def test_invite_link_shown_once_copied_used_and_revoked(console: Console) 
     await expect(link.get_by_role("button", name="Copied")).to_be_visible()
     assert await page.evaluate("navigator.clipboard.readText()") == url
     await expect(link).to_contain_text("shown only this once")
-    await shoot(page, "invitations-links", full_page=True)
+    await screenshot(page, "invitations-links", full_page=True)
 
     join_page = httpx.get(url, timeout=30)
     assert join_page.status_code == 200
@@ -161,7 +144,6 @@ async def test_invite_link_shown_once_copied_used_and_revoked(console: Console) 
     await expect(link).to_contain_text("Revoked")
     await expect(link.get_by_role("button", name="Revoke")).to_have_count(0)
     assert httpx.get(url, timeout=30).status_code == 410
-    await forgive(console, "/invitations", 422)
 
 
 async def test_seat_limit_refuses_more_invitations_than_free_seats(console: Console) -> None:
@@ -180,13 +162,12 @@ async def test_seat_limit_refuses_more_invitations_than_free_seats(console: Cons
         "one@example.com two@example.com"
     )
     await expect(page.locator("#invitation-list .empty")).to_be_visible()
-    await shoot(page, "invitations-seat-limit")
+    await screenshot(page, "invitations-seat-limit")
 
     await invite(page, "one@example.com")
     await expect(page.locator(".invite-results li")).to_contain_text("Invited")
     await invite(page, "two@example.com")
     await expect(refusal).to_contain_text("All 2 seats are taken (2 used)")
-    await forgive(console, "/invitations", 409)
 
 
 async def test_new_user_by_hand(console: Console) -> None:
@@ -212,7 +193,7 @@ async def test_new_user_by_hand(console: Console) -> None:
     )
     await expect(page.get_by_label("Name", exact=True)).to_have_value("Nadia Novak")
     await expect(page.get_by_label("Password (optional)")).to_have_value("")
-    await shoot(page, "new-user-errors")
+    await screenshot(page, "new-user-errors")
 
     await page.get_by_label("Username", exact=True).fill("nadia")
     await page.get_by_label("Password (optional)").fill("a much better passphrase 7")
@@ -235,4 +216,3 @@ async def test_new_user_by_hand(console: Console) -> None:
     await page.get_by_label("Email", exact=True).fill("nadia2@example.com")
     await page.get_by_role("button", name="Create user").click()
     await expect(page.locator("#error-username")).to_contain_text("already taken")
-    await forgive(console, "/users/new", 422, 409)

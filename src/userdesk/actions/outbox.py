@@ -80,13 +80,17 @@ def email_warning(workspace: Any) -> str | None:
     return None if mail_configured(workspace) else MAIL_NOT_CONFIGURED
 
 
+# The emails an admin may queue again: a failed one, or one the mail catcher kept.
+RETRIABLE = ("failed", "captured")
+
+
 async def retry_email(session: AsyncSession, *, actor: Actor, email_id: int) -> OutboxMessage:
     """Queue a failed (or captured) email again, with a fresh count of attempts."""
     actor.require(Permission.SETTINGS_MANAGE)
     row = await session.get(OutboxMessage, email_id, with_for_update=True)
     if row is None or not row.kind.startswith("email."):
         raise NotFound(f"no email with id {email_id}")
-    if row.status not in ("failed", "captured"):
+    if row.status not in RETRIABLE:
         raise Conflict(
             f"email {email_id} is {row.status}; only failed or captured ones are retried"
         )

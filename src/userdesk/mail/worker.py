@@ -114,6 +114,27 @@ def render_row(row: OutboxMessage, workspace: Workspace, database: Database) -> 
     return payload["to"], rendered
 
 
+@dataclass(frozen=True)
+class CaughtEmail:
+    """An outbox row's email as admins read it (the REST mail catcher and the console's)."""
+
+    row: OutboxMessage
+    to: str
+    subject: str
+    text: str
+    html: str
+
+
+def read_row(row: OutboxMessage, workspace: Workspace, database: Database) -> CaughtEmail:
+    """The row's email rendered as sent, or, when it cannot be rendered, why: shown, not
+    hidden, since the row is failed for the same reason."""
+    try:
+        to, rendered = render_row(row, workspace, database)
+    except Exception as exc:
+        return CaughtEmail(row, row.payload.get("to", ""), "(cannot be rendered)", str(exc), "")
+    return CaughtEmail(row, to, rendered.subject, rendered.text, rendered.html)
+
+
 class MailWorker:
     def __init__(self, database: Database, *, batch: int = 20, sender: Sender = smtp_send) -> None:
         self.database = database

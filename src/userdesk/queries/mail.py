@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from userdesk.actions.context import Actor
-from userdesk.errors import InvalidInput
+from userdesk.errors import InvalidInput, NotFound
 from userdesk.models import OutboxMessage
 from userdesk.queries import cursors
 from userdesk.security.permissions import Permission
@@ -50,3 +50,14 @@ async def list_mail(
         list(await session.scalars(query)), limit=limit, listing="mail", row_id=lambda r: r.id
     )
     return MailPage(items=rows, next_cursor=next_cursor)
+
+
+async def get_mail(session: AsyncSession, *, viewer: Actor, email_id: int) -> OutboxMessage:
+    """One email of the outbox. Admins only (settings.manage), as the listing."""
+    viewer.require(Permission.SETTINGS_MANAGE)
+    row = None
+    if 0 < email_id <= cursors.MAX_ROW_ID:
+        row = await session.get(OutboxMessage, email_id)
+    if row is None or not row.kind.startswith("email."):
+        raise NotFound(f"no email with id {email_id}")
+    return row

@@ -46,17 +46,13 @@ class TestEmailView(BaseModel):
 
 
 def _view(row: OutboxMessage, workspace: Workspace, database: Database) -> MailView:
-    try:
-        to, rendered = worker.render_row(row, workspace, database)
-        subject, text, html = rendered.subject, rendered.text, rendered.html
-    except Exception as exc:  # shown, not hidden: the row is failed for the same reason
-        to, subject, text, html = row.payload.get("to", ""), "(cannot be rendered)", str(exc), ""
+    email = worker.read_row(row, workspace, database)
     return MailView(
         id=row.id,
-        to=to,
-        subject=subject,
-        text=text,
-        html=html,
+        to=email.to,
+        subject=email.subject,
+        text=email.text,
+        html=email.html,
         status=row.status,
         created_at=row.created_at,
         attempts=row.attempts,
