@@ -20,7 +20,12 @@ import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
+from tests.conftest import mint_token, test_services
 from tests.processes import OWNER_PASSWORD, Cli, Server, StartServer, bearer
+from userdesk.actions.context import Actor
+from userdesk.actions.inputs import UserCreate
+from userdesk.actions.users import bootstrap_owner
+from userdesk.db import Database
 
 CHROMIUM = os.environ.get("USERDESK_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -103,6 +108,27 @@ class Console:
         return ours[0]
 
 
+async def _first_owner(database_url: str) -> str:
+    """The first owner, "olive", as `userdesk create-owner` makes it, and a token of theirs,
+    made in this process (two CLI processes fewer per test)."""
+    database = Database(database_url, test_services())
+    try:
+        async with database.transaction() as session:
+            await bootstrap_owner(
+                session,
+                actor=Actor.system("test"),
+                data=UserCreate(
+                    name="Administrator",
+                    username="olive",
+                    email="olive@example.com",
+                    password=OWNER_PASSWORD,
+                ),
+            )
+        return await mint_token(database, "olive")
+    finally:
+        await database.dispose()
+
+
 @pytest.fixture
 async def console(
     database_url: str, tmp_path: Path, start_server: StartServer
@@ -113,8 +139,7 @@ async def console(
         _install_chromium()
     cli = Cli(database_url, tmp_path)
     cli.env["USERDESK_COOKIE_SECURE"] = "false"
-    cli.create_owner("olive")
-    _, token = cli.token("olive")
+    token = await _first_owner(database_url)
     server = start_server(cli)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
