@@ -219,3 +219,31 @@ async def test_banner_until_smtp_is_configured_and_retry_of_a_kept_email(
     await expect(panel.locator(".mail-error")).not_to_be_empty()
     await expect(panel.get_by_role("button", name="Retry")).to_be_visible()
     await screenshot(owner, "mail-failed")
+
+
+async def test_unverified_address_gets_a_new_link_and_verifies(console: Console) -> None:
+    """With verified addresses required, signing in unverified says so and offers a new
+    link; the emailed link verifies the address, and signing in then works."""
+    assert console.api("PATCH", "/settings", json={"email_verification_required": True}).is_success
+    _create_user(console, "vera", password=PASSWORD)
+    page = await console.new_page()
+    await page.goto("/login")
+    await page.get_by_label("Username or email").fill("vera")
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("alert")).to_contain_text("Verify your email address first")
+    await page.get_by_role("link", name="Email me a new verification link").click()
+    await page.get_by_label("Email address").fill("not an address")
+    await page.get_by_role("button", name="Email me a link").click()
+    await expect(page.locator("#email-error")).not_to_be_empty()
+    await page.get_by_label("Email address").fill("vera@example.com")
+    await page.get_by_role("button", name="Email me a link").click()
+    await expect(page.get_by_role("status")).to_contain_text("awaiting verification")
+
+    link = console.link_in(console.latest_mail("vera@example.com"))
+    assert "/verify-email#token=" in link
+    await page.goto(link)
+    await expect(page.locator("#status")).to_contain_text("vera@example.com is verified")
+    await screenshot(page, "verify-email")
+    await console.sign_in(page, "vera", PASSWORD)
+    await expect(page).to_have_url(re.compile(r"/account$"))

@@ -255,3 +255,43 @@ async def test_edit_user_panel(console: Console, tmp_path: Path) -> None:
     await panel.get_by_role("button", name="Save user").click()
     await expect(panel.locator(".avatar img")).to_have_count(0)
     assert console.api("GET", f"/users/{bruno['id']}").json()["avatar"]["kind"] == "initials"
+
+
+async def test_keyboard_alone(console: Console) -> None:
+    """Open a user, use the menu, confirm and cancel, close the panel: keys only."""
+    seed(console)
+    page = await console.new_page()
+    await console.sign_in(page)
+    await page.goto("/users")
+    await page.get_by_role("link", name="Alice Martin").focus()
+    await page.keyboard.press("Enter")
+    panel = page.locator("#panel")
+    heading = panel.get_by_role("heading", name="User Info")
+    await expect(heading).to_be_focused()
+    await page.keyboard.press("Escape")
+    await expect(heading).to_have_count(0)
+
+    row = page.locator("tr", has_text="Alice Martin")
+    await row.get_by_label("Actions for Alice Martin").focus()
+    await page.keyboard.press("Enter")
+    deactivate = row.get_by_role("menuitem", name="Deactivate")
+    await expect(deactivate).to_be_visible()
+    await deactivate.focus()
+    await page.keyboard.press("Enter")
+    dialog = page.locator("#confirm-dialog")
+    await expect(dialog.get_by_role("button", name="Deactivate")).to_be_focused()
+    await page.keyboard.press("Escape")
+    await expect(dialog).to_be_hidden()
+    await expect(row.locator(".col-status")).to_have_text("Pending")
+
+    await row.get_by_label("Actions for Alice Martin").focus()
+    await page.keyboard.press("Enter")
+    await row.get_by_role("menuitem", name="Deactivate").focus()
+    await page.keyboard.press("Enter")
+    await page.keyboard.press("Enter")  # the dialog's focused Deactivate
+    await expect(row.locator(".col-status")).to_have_text("Deactivated")
+
+    # The search box and the role filter work from the keyboard too.
+    await page.get_by_placeholder("Search by name, username or email").focus()
+    await page.keyboard.type("dmitri")
+    await expect(page.locator("table.users tbody tr")).to_have_count(1)

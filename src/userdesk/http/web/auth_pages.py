@@ -10,16 +10,17 @@ from pydantic import ValidationError
 
 from userdesk.actions import auth as auth_actions
 from userdesk.actions import recovery
-from userdesk.actions.inputs import PasswordChange, PasswordForgot, SignIn
+from userdesk.actions.inputs import PasswordChange, PasswordForgot, SignIn, VerificationRequest
 from userdesk.actions.passwords import policy_of
 from userdesk.errors import (
+    EmailUnverified,
     InvalidInput,
     PermissionDenied,
     TooManyAttempts,
     TwoFactorCodeRequired,
     WrongPassword,
 )
-from userdesk.http.api.recovery import RESET_REQUESTED
+from userdesk.http.api.recovery import RESET_REQUESTED, VERIFICATION_REQUESTED
 from userdesk.http.deps import SESSION_COOKIE
 from userdesk.http.web.render import (
     PASSWORD_CHANGE_PAGE,
@@ -57,8 +58,9 @@ def _login_page(
     login: str = "",
     code_needed: bool = False,
     error: str | None = None,
+    unverified: bool = False,
 ) -> HTMLResponse:
-    values: dict[str, Any] = {"code_needed": code_needed, "error": error}
+    values: dict[str, Any] = {"code_needed": code_needed, "error": error, "unverified": unverified}
     if is_htmx(request):
         return page("_login_feedback.html", status=status, **values)
     return page(
@@ -96,7 +98,9 @@ async def login(
     workspace_name = await _workspace_name(request)
     next_url = safe_next(next, "/")
 
-    def again(error: str | None, *, status: int, code_needed: bool = False) -> HTMLResponse:
+    def again(
+        error: str | None, *, status: int, code_needed: bool = False, unverified: bool = False
+    ) -> HTMLResponse:
         return _login_page(
             request,
             workspace_name,
@@ -105,6 +109,7 @@ async def login(
             login=login,
             code_needed=code_needed,
             error=error,
+            unverified=unverified,
         )
 
     if not same_origin(request):
@@ -125,6 +130,12 @@ async def login(
                 "That code is not right, or was already used." if wrong_code else None,
                 status=401 if wrong_code else 200,
                 code_needed=True,
+            )
+        if isinstance(refusal, EmailUnverified):
+            return again(
+                "Verify your email address first: follow the link in the email we sent you.",
+                status=401,
+                unverified=True,
             )
         if isinstance(refusal, TooManyAttempts):
             return again(
@@ -182,6 +193,27 @@ async def forgot_password(request: Request, login: FormText = "") -> Response:
     async with request.app.state.database.transaction() as session:
         await recovery.request_password_reset(session, data=data, **client_facts(request))
     return page("forgot_password.html", sent=RESET_REQUESTED.capitalize(), login="", error="")
+
+
+@router.get("/verify-email/request", response_class=HTMLResponse)
+async def verification_request_page(request: Request) -> Response:
+    return page("verify_request.html", sent=None, email="", error="")
+
+
+@router.post("/verify-email/request", response_class=HTMLResponse)
+async def request_verification(request: Request, email: FormText = "") -> Response:
+    """The same request as POST /api/v1/auth/verify-email/request, with the same answer
+    whatever the address."""
+    if not same_origin(request):
+        raise PermissionDenied("ask for a verification link from this site's own page")
+    try:
+        data = VerificationRequest(email=email)
+    except ValidationError as exc:
+        message = InvalidInput.from_pydantic(exc.errors(), drop_location=False).errors[0].message
+        return page("verify_request.html", status=422, sent=None, email=email[:320], error=message)
+    async with request.app.state.database.transaction() as session:
+        await recovery.request_verification(session, data=data, **client_facts(request))
+    return page("verify_request.html", sent=VERIFICATION_REQUESTED.capitalize(), email="", error="")
 
 
 async def _password_form(
