@@ -6,11 +6,12 @@ including the ones no honest browser would provoke."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import Account, Directory
+from tests.conftest import Account, Directory, queued_emails
 
 PASSWORD = "a long and unguessable passphrase"
 ORIGIN = {"origin": "http://userdesk.test"}
@@ -245,3 +246,26 @@ async def test_console_assets_are_served(client: httpx.AsyncClient) -> None:
     assert htmx.status_code == 200 and "htmx" in htmx.text[:2000]
     for asset in ("/static/console.js", "/static/console.css", "/static/favicon.svg"):
         assert (await client.get(asset)).status_code == 200, asset
+
+
+async def test_verification_link_request_answers_alike(
+    client: httpx.AsyncClient, directory: Directory, database: Any
+) -> None:
+    await directory.create("vic", password=PASSWORD)
+    before = len(await queued_emails(database, "email_verification"))
+    answers = []
+    for email in ("vic@example.com", "nobody@example.com"):
+        answer = await client.post("/verify-email/request", data={"email": email}, headers=ORIGIN)
+        assert answer.status_code == 200
+        answers.append(answer.text)
+    assert answers[0] == answers[1], "the answer does not tell whether the address exists"
+    sent = (await queued_emails(database, "email_verification"))[before:]
+    assert [e["to"] for e in sent] == ["vic@example.com"]
+    bad = await client.post("/verify-email/request", data={"email": "nope"}, headers=ORIGIN)
+    assert bad.status_code == 422 and 'aria-invalid="true"' in bad.text
+    cross = await client.post(
+        "/verify-email/request",
+        data={"email": "vic@example.com"},
+        headers={"origin": "https://evil.example"},
+    )
+    assert cross.status_code == 403
