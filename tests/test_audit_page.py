@@ -111,3 +111,26 @@ async def test_needs_audit_read(client: httpx.AsyncClient, directory: Directory)
         refused = await client.get(path)
         assert refused.status_code == 403 and "audit.read" in refused.text, path
     assert ORIGIN
+
+
+async def test_the_last_day_there_is(client: httpx.AsyncClient, directory: Directory) -> None:
+    await _admin(directory)
+    await sign_in(client, "ada")
+    answer = await client.get("/audit", params={"from": "0001-01-01", "to": "9999-12-31"})
+    assert answer.status_code == 200 and "auth.signed_in" in results(answer)
+
+
+async def test_a_role_named_like_a_user_filters_as_the_role(
+    client: httpx.AsyncClient, directory: Directory, owner: Account
+) -> None:
+    await _admin(directory)
+    await directory.create("support")
+    created = await client.post(
+        "/api/v1/roles",
+        json={"name": "support", "description": "Help desk", "permissions": ["users.read"]},
+        headers=owner.headers,
+    )
+    assert created.status_code == 201, created.text
+    await sign_in(client, "ada")
+    by_role = results(await client.get("/audit", params={"target": "support"}))
+    assert "role.created" in by_role and "user.created" not in by_role

@@ -5,6 +5,7 @@ including the ones no honest browser would provoke."""
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -27,6 +28,18 @@ async def sign_in(client: httpx.AsyncClient, login: str, password: str = PASSWOR
     assert page.status_code == 200, page.text
     found = re.search(r'<meta name="csrf-token" content="([^"]+)">', page.text)
     assert found, page.text
+    return found.group(1)
+
+
+async def sign_in_to(client: httpx.AsyncClient, login: str, page: str) -> str:
+    """Sign in and open `page`; return its CSRF token."""
+    answer = await client.post(
+        "/login", data={"login": login, "password": PASSWORD, "next": page}, headers=ORIGIN
+    )
+    assert answer.status_code == 303, answer.text
+    opened = await client.get(page)
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)">', opened.text)
+    assert opened.status_code == 200 and found, opened.text
     return found.group(1)
 
 
@@ -269,3 +282,100 @@ async def test_verification_link_request_answers_alike(
         headers={"origin": "https://evil.example"},
     )
     assert cross.status_code == 403
+
+
+async def test_make_and_remove_admin_keep_the_other_roles(
+    client: httpx.AsyncClient, admin: Account, directory: Directory, database: Any
+) -> None:
+    bob = await directory.create("bob", roles=["user", "user-manager"])
+    token = await sign_in(client, "ada")
+    headers = {**ORIGIN, "X-CSRF-Token": token}
+    await client.post(f"/users/{bob['id']}/make-admin", headers=headers)
+    user = (await client.get(f"/api/v1/users/{bob['id']}", headers=admin.headers)).json()
+    assert user["roles"] == ["admin", "user", "user-manager"]
+    await client.post(f"/users/{bob['id']}/remove-admin", headers=headers)
+    user = (await client.get(f"/api/v1/users/{bob['id']}", headers=admin.headers)).json()
+    assert user["roles"] == ["user", "user-manager"]
+
+    # Nobody is left without a role, whoever calls the action.
+    from userdesk.actions.context import Actor
+    from userdesk.actions.users import revoke_role, set_roles
+    from userdesk.errors import InvalidInput
+
+    async with database.transaction() as session:
+        with pytest.raises(InvalidInput):
+            await set_roles(session, actor=Actor.system(), user_id=bob["id"], roles=[])
+    cy = await directory.create("cy", roles=["guest"])
+    async with database.transaction() as session:
+        left = await revoke_role(session, actor=Actor.system(), user_id=cy["id"], role="guest")
+        assert [r.name for r in left.roles] == ["user"]
+
+
+async def test_edit_user_keeps_a_change_made_meanwhile(
+    client: httpx.AsyncClient, admin: Account, directory: Directory, owner: Account
+) -> None:
+    bob = await directory.create("bob", name="Bob Builder", nickname="Bobby")
+    token = await sign_in(client, "ada")
+    panel = await client.get(
+        f"/users?user={bob['id']}&edit=1", headers={"HX-Request": "true", "HX-Target": "panel"}
+    )
+    shown = re.search(r'name="shown" value="([^"]+)"', panel.text)
+    assert shown, panel.text
+    # Someone else renames the nickname and adds a role while the panel is open.
+    await client.patch(f"/api/v1/users/{bob['id']}", json={"nickname": "B."}, headers=owner.headers)
+    await client.put(
+        f"/api/v1/users/{bob['id']}/roles",
+        json={"roles": ["user", "guest"]},
+        headers=owner.headers,
+    )
+    saved = await client.post(
+        f"/users/{bob['id']}/edit",
+        data={
+            "csrf_token": token,
+            "shown": html.unescape(shown.group(1)),
+            "name": "Bob the Builder",
+            "username": "bob",
+            "email": "bob@example.com",
+            "nickname": "Bobby",
+            "roles": ["user"],
+            "password_mode": "keep",
+            "avatar_mode": "keep",
+        },
+        headers={**ORIGIN, "HX-Request": "true"},
+    )
+    assert saved.status_code == 200, saved.text
+    user = (await client.get(f"/api/v1/users/{bob['id']}", headers=admin.headers)).json()
+    assert user["name"] == "Bob the Builder"
+    assert user["nickname"] == "B." and user["roles"] == ["guest", "user"]
+
+
+async def test_a_creator_who_cannot_list_users_stays_on_the_form(
+    client: httpx.AsyncClient, directory: Directory, owner: Account
+) -> None:
+    role = await client.post(
+        "/api/v1/roles",
+        json={
+            "name": "recruiter",
+            "description": "Adds people",
+            "permissions": ["users.create", "profile.edit"],
+        },
+        headers=owner.headers,
+    )
+    assert role.status_code == 201, role.text
+    await directory.account("rita", roles=["recruiter"], password=PASSWORD)
+    token = await sign_in_to(client, "rita", "/users/new")
+    created = await client.post(
+        "/users/new",
+        data={
+            "csrf_token": token,
+            "name": "Newt",
+            "username": "newt",
+            "email": "newt@example.com",
+            "roles": ["user"],
+        },
+        headers=ORIGIN,
+    )
+    assert created.status_code == 303
+    assert created.headers["location"] == "/users/new?created=newt"
+    page = await client.get(created.headers["location"])
+    assert page.status_code == 200 and "The user @newt was created" in page.text

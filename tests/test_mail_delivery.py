@@ -399,3 +399,8 @@ async def test_answers_warn_when_an_email_will_not_leave_the_server(
         headers=owner.headers,
     )
     assert welcomed.json()["warning"] is None
+
+
+async def test_retry_of_an_id_no_database_holds(client: Any, owner: Any) -> None:
+    answer = await client.post("/api/v1/mail/99999999999999999999/retry", headers=owner.headers)
+    assert answer.status_code == 404

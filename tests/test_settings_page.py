@@ -6,7 +6,9 @@ What a browser does with it is in tests/browser/test_settings_page.py."""
 
 from __future__ import annotations
 
+import html
 import re
+from typing import Any
 
 import httpx
 import pytest
@@ -200,3 +202,44 @@ async def test_the_smtp_password_is_never_shown(
         headers=HTMX,
     )
     assert (await settings_of(client, owner))["smtp_password_set"] is False
+
+
+async def test_a_field_left_alone_keeps_a_change_made_meanwhile(
+    client: httpx.AsyncClient, admin: Account, owner: Account
+) -> None:
+    """The form says what it showed; a Save changes only what was typed over that, so the
+    2FA requirement someone set while the page was open is not silently undone."""
+    csrf = await sign_in(client, "ada")
+    page = await client.get("/settings")
+    form = page.text.split('id="settings-access"', 1)[1].split("</form>", 1)[0]
+    shown = re.search(r'name="shown" value="([^"]+)"', form)
+    assert shown, form
+    fields: dict[str, Any] = {}
+    for tag in re.findall(r"<input[^>]*>", form):
+        name = re.search(r'name="(\w+)"', tag)
+        value = re.search(r'value="([^"]*)"', tag)
+        if not name or name.group(1) in ("csrf_token", "shown"):
+            continue
+        if 'type="checkbox"' in tag:
+            if " checked" in tag:
+                fields.setdefault(name.group(1), []).append(value.group(1) if value else "on")
+            continue
+        fields[name.group(1)] = value.group(1) if value else ""
+    changed = await client.patch(
+        "/api/v1/settings",
+        json={"two_factor_required_roles": ["guest"], "invitation_expiry_days": 3},
+        headers=owner.headers,
+    )
+    assert changed.status_code == 200
+    # The access form posted as shown, with only the lockout minutes typed over.
+    fields["lockout_minutes"] = "30"
+    saved = await client.post(
+        "/settings/access",
+        data={"csrf_token": csrf, "shown": html.unescape(shown.group(1)), **fields},
+        headers=HTMX,
+    )
+    assert saved.status_code == 200, saved.text
+    after = await settings_of(client, owner)
+    assert after["lockout_minutes"] == 30
+    assert after["two_factor_required_roles"] == ["guest"]
+    assert after["invitation_expiry_days"] == 3

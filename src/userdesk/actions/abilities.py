@@ -15,10 +15,8 @@ from userdesk.actions.rules import permissions_of
 from userdesk.models import Role, User, UserStatus, UserType
 from userdesk.security.permissions import (
     ADMIN,
-    BOT,
     BUILT_IN_ROLES,
     DEFAULT_HUMAN_ROLE,
-    USER,
     Permission,
 )
 
@@ -78,12 +76,6 @@ def abilities(actor: Actor, user: User) -> Abilities:
 def may_edit_own_profile(actor: Actor) -> bool:
     """Whether update_user lets the actor change their own profile fields."""
     return actor.has(Permission.PROFILE_EDIT) or actor.has(Permission.USERS_EDIT)
-
-
-def without_admin(user: User) -> list[str]:
-    """The roles Remove Admin leaves: the others, or the plain role of the user's kind."""
-    rest = [role.name for role in user.roles if role.name != ADMIN]
-    return rest or [BOT if user.type is UserType.BOT else USER]
 
 
 def grantable_roles(actor: Actor, roles: Iterable[Role]) -> list[Role]:

@@ -10,6 +10,7 @@ from userdesk.actions.audit import AuditEvent, record
 from userdesk.actions.context import Actor
 from userdesk.errors import Conflict, NotFound
 from userdesk.models import OutboxMessage
+from userdesk.queries.cursors import MAX_ROW_ID
 from userdesk.security.permissions import Permission
 from userdesk.security.sealing import Sealer
 from userdesk.services import services_of
@@ -87,7 +88,9 @@ RETRIABLE = ("failed", "captured")
 async def retry_email(session: AsyncSession, *, actor: Actor, email_id: int) -> OutboxMessage:
     """Queue a failed (or captured) email again, with a fresh count of attempts."""
     actor.require(Permission.SETTINGS_MANAGE)
-    row = await session.get(OutboxMessage, email_id, with_for_update=True)
+    row = None
+    if 0 < email_id <= MAX_ROW_ID:  # any other id is nobody's, and the database's to refuse
+        row = await session.get(OutboxMessage, email_id, with_for_update=True)
     if row is None or not row.kind.startswith("email."):
         raise NotFound(f"no email with id {email_id}")
     if row.status not in RETRIABLE:

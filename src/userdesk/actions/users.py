@@ -30,7 +30,7 @@ from userdesk.actions.rules import (
     lock_user,
     roles_named,
 )
-from userdesk.errors import Conflict, Duplicate, PermissionDenied
+from userdesk.errors import Conflict, Duplicate, InvalidInput, PermissionDenied
 from userdesk.models import (
     AvatarImage,
     AvatarKind,
@@ -344,8 +344,10 @@ async def set_avatar_image(
 
 
 async def set_roles(session: AsyncSession, *, actor: Actor, user_id: str, roles: list[str]) -> User:
-    """Replace a user's roles. Make Admin and Remove Admin are this action."""
+    """Replace a user's roles (at least one)."""
     actor.require(Permission.ROLES_ASSIGN)
+    if not roles:
+        raise InvalidInput.one("roles", "required", "a user needs at least one role")
     user = await lock_user(session, user_id)
     ensure_can_act_on(actor, user, doing="changing the roles of")
     new_roles = await roles_named(session, roles, field="roles")
@@ -372,6 +374,29 @@ async def set_roles(session: AsyncSession, *, actor: Actor, user_id: str, roles:
         changes={"roles": {"before": before, "after": sorted(new_names)}},
     )
     return user
+
+
+async def grant_role(session: AsyncSession, *, actor: Actor, user_id: str, role: str) -> User:
+    """Give one role and keep the others (Make Admin): read under the user's lock, so a role
+    change committed meanwhile is not undone."""
+    actor.require(Permission.ROLES_ASSIGN)
+    user = await lock_user(session, user_id)
+    names = [r.name for r in user.roles]
+    if role in names:
+        return user
+    return await set_roles(session, actor=actor, user_id=user_id, roles=[*names, role])
+
+
+async def revoke_role(session: AsyncSession, *, actor: Actor, user_id: str, role: str) -> User:
+    """Take one role away and keep the others (Remove Admin); a user left with none gets
+    the plain role of their kind."""
+    actor.require(Permission.ROLES_ASSIGN)
+    user = await lock_user(session, user_id)
+    rest = [r.name for r in user.roles if r.name != role]
+    if len(rest) == len(user.roles):
+        return user
+    plain = DEFAULT_BOT_ROLE if user.type is UserType.BOT else DEFAULT_HUMAN_ROLE
+    return await set_roles(session, actor=actor, user_id=user_id, roles=rest or [plain])
 
 
 async def deactivate_user(session: AsyncSession, *, actor: Actor, user_id: str) -> User:

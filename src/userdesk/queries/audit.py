@@ -9,8 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from userdesk.actions.context import Actor
+from userdesk.actions.inputs import fold
 from userdesk.errors import InvalidInput
-from userdesk.models import AuditEntry
+from userdesk.models import AuditEntry, Role, User
 from userdesk.queries import cursors
 from userdesk.security.permissions import Permission
 
@@ -65,3 +66,13 @@ async def list_audit(
         list(await session.scalars(query)), limit=limit, listing="audit", row_id=lambda e: e.id
     )
     return AuditPage(items=entries, next_cursor=next_cursor)
+
+
+async def entry_subject(session: AsyncSession, typed: str, *, roles: bool) -> str:
+    """What the log knows a person or role by, from what an admin typed in a filter: a
+    role's name is its own id (when `roles`), a current user's username becomes their id,
+    and anything else is taken as an id (a deleted user's, say)."""
+    if roles and await session.scalar(select(Role.name).where(Role.name == typed)):
+        return typed
+    found = await session.scalar(select(User.public_id).where(User.username_key == fold(typed)))
+    return found or typed

@@ -12,6 +12,9 @@ from userdesk.actions.seats import seats_used
 from userdesk.models import WORKSPACE_ID, User, Workspace
 from userdesk.security.permissions import Permission
 
+# Seats are "nearly full" from this share of the limit on.
+NEARLY_FULL = 0.9
+
 
 @dataclass(frozen=True)
 class Seats:
@@ -21,6 +24,15 @@ class Seats:
     @property
     def available(self) -> int | None:
         return None if self.limit is None else max(self.limit - self.used, 0)
+
+    @property
+    def state(self) -> str:
+        """ "full", "nearly-full" (from 90% of the limit) or "" (room, or no limit)."""
+        if self.limit is None:
+            return ""
+        if self.used >= self.limit:
+            return "full"
+        return "nearly-full" if self.used >= self.limit * NEARLY_FULL else ""
 
 
 async def get_workspace(session: AsyncSession) -> Workspace:

@@ -11,9 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse
-from markupsafe import Markup
 from pydantic import ValidationError
 
 from userdesk.actions import auth as auth_actions
@@ -34,14 +33,18 @@ from userdesk.http.deps import SESSION_COOKIE
 from userdesk.http.web.render import (
     TWO_FACTOR_PAGE,
     ConsoleRoute,
+    FormText,
     Viewer,
+    ViewerDep,
     count_wrong_password,
-    current_viewer,
     field_errors,
+    fragments,
     is_htmx,
     page,
+    read_shown,
     redirect,
     render,
+    shown_json,
     toast,
 )
 from userdesk.models import ApiToken
@@ -53,8 +56,6 @@ from userdesk.security.randomness import token_digest
 from userdesk.views import SessionView, TwoFactorSetupView
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
-ViewerDep = Annotated[Viewer, Depends(current_viewer)]
-FormText = Annotated[str, Form()]
 
 ACCOUNT_PAGE = "/account"
 TOKENS_PAGE = "/account/tokens"
@@ -94,10 +95,6 @@ async def _form_errors(request: Request, exc: InvalidInput | ValidationError) ->
     if isinstance(exc, ValidationError):
         exc = InvalidInput.from_pydantic(exc.errors(), drop_location=False)
     return field_errors(exc)
-
-
-def _fragments(*parts: str) -> list[Markup]:
-    return [Markup(part) for part in parts]
 
 
 # Profile and sessions
@@ -184,9 +181,14 @@ async def save_profile(
         "timezone": timezone,
         "bio": bio,
     }
+    # Only what was typed over what the form showed, so a change made meanwhile elsewhere
+    # to a field left alone stays.
+    raw = await request.form()
+    shown = (read_shown(raw) or {}).get("values") or {}
     changes = {
         field: value if value.strip() or field in REQUIRED_PROFILE_FIELDS else None
         for field, value in form.items()
+        if not (isinstance(shown.get(field), str) and shown[field].strip() == value.strip())
     }
     try:
         data = UserUpdate.model_validate(changes)
@@ -203,6 +205,7 @@ async def save_profile(
             status=422,
             viewer=viewer,
             form=form,
+            shown=shown_json({"values": shown or form}),
             errors=errors,
             saved=False,
             timezones=sorted(known_timezones()),
@@ -210,20 +213,17 @@ async def save_profile(
     if not is_htmx(request):
         return await _account_page(request, viewer, saved=True)
     values = await _account_values(request, viewer)
-    return page(
-        "_fragments.html",
-        parts=_fragments(
-            render(
-                "_profile_form.html",
-                form=_profile_form_values(values["user"]),
-                errors={},
-                saved=True,
-                timezones=sorted(known_timezones()),
-                **values,
-            ),
-            render("_profile_summary.html", oob=True, **values),
-            toast("Your profile was saved."),
+    return fragments(
+        render(
+            "_profile_form.html",
+            form=_profile_form_values(values["user"]),
+            errors={},
+            saved=True,
+            timezones=sorted(known_timezones()),
+            **values,
         ),
+        render("_profile_summary.html", oob=True, **values),
+        toast("Your profile was saved."),
     )
 
 
@@ -237,12 +237,8 @@ async def end_session(request: Request, session_id: str, viewer: ViewerDep) -> R
     if not is_htmx(request):
         return redirect(request, ACCOUNT_PAGE)
     values = await _account_values(request, viewer)
-    return page(
-        "_fragments.html",
-        parts=_fragments(
-            render("_account_sessions.html", **values),
-            toast("That session was signed out."),
-        ),
+    return fragments(
+        render("_account_sessions.html", **values), toast("That session was signed out.")
     )
 
 
@@ -281,11 +277,10 @@ async def _two_factor_page(
         parts = [render("_two_factor_step.html", **values)]
         if notice:
             parts.append(toast(notice))
-        return page(
-            "_fragments.html",
+        return fragments(
+            *parts,
             status=status,
             headers={"HX-Retarget": "#two-factor-step", "HX-Reswap": "innerHTML"},
-            parts=_fragments(*parts),
         )
     return page(
         "two_factor.html",
@@ -435,7 +430,7 @@ async def _tokens_page(
         parts = [render("_tokens.html", **values)]
         if notice:
             parts.append(toast(notice))
-        return page("_fragments.html", status=status, parts=_fragments(*parts))
+        return fragments(*parts, status=status)
     return page("tokens.html", status=status, section="account", tab="tokens", **values)
 
 

@@ -14,25 +14,27 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from userdesk.actions.audit import AuditEvent
-from userdesk.actions.inputs import fold
 from userdesk.db import Database
 from userdesk.errors import InvalidInput
-from userdesk.http.web.render import ConsoleRoute, Viewer, current_viewer, is_htmx, page
-from userdesk.models import AuditEntry, User
+from userdesk.http.web.render import (
+    ConsoleRoute,
+    ViewerDep,
+    is_htmx,
+    page,
+)
+from userdesk.models import AuditEntry
 from userdesk.queries import audit as audit_queries
 from userdesk.security.permissions import Permission
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
-ViewerDep = Annotated[Viewer, Depends(current_viewer)]
 
 PAGE_SIZE = 50
 CSV_COLUMNS = (
@@ -98,10 +100,12 @@ def _day(value: str, field: str) -> date | None:
         raise InvalidInput.one(field, "date", "must be a date as YYYY-MM-DD") from None
 
 
-async def _person(session: AsyncSession, typed: str) -> str:
-    """A username of a current user becomes their id; anything else is taken as an id."""
-    found = await session.scalar(select(User.public_id).where(User.username_key == fold(typed)))
-    return found or typed
+def _day_after(day: date) -> datetime:
+    """The end of `day` (UTC), exclusive; the last day there is ends with the calendar."""
+    try:
+        return datetime.combine(day + timedelta(days=1), time(), UTC)
+    except OverflowError:
+        return datetime.combine(day, time.max, UTC)
 
 
 async def _criteria(session: AsyncSession, filters: AuditFilters) -> dict[str, Any]:
@@ -109,11 +113,19 @@ async def _criteria(session: AsyncSession, filters: AuditFilters) -> dict[str, A
     if filters.action and filters.action not in {e.value for e in AuditEvent}:
         raise InvalidInput.one("action", "unknown_action", f"unknown action: {filters.action}")
     return {
-        "actor": await _person(session, filters.actor) if filters.actor else None,
-        "target": await _person(session, filters.target) if filters.target else None,
+        "actor": (
+            await audit_queries.entry_subject(session, filters.actor, roles=False)
+            if filters.actor
+            else None
+        ),
+        "target": (
+            await audit_queries.entry_subject(session, filters.target, roles=True)
+            if filters.target
+            else None
+        ),
         "action": filters.action or None,
         "since": datetime.combine(since, time(), UTC) if since else None,
-        "until": datetime.combine(until + timedelta(days=1), time(), UTC) if until else None,
+        "until": _day_after(until) if until else None,
     }
 
 

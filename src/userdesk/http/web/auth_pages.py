@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
@@ -25,10 +25,11 @@ from userdesk.http.deps import SESSION_COOKIE
 from userdesk.http.web.render import (
     PASSWORD_CHANGE_PAGE,
     ConsoleRoute,
+    FormText,
     Viewer,
+    ViewerDep,
     client_facts,
     count_wrong_password,
-    current_viewer,
     field_errors,
     is_htmx,
     page,
@@ -39,9 +40,11 @@ from userdesk.http.web.render import (
 from userdesk.queries.workspace import get_workspace
 from userdesk.security.permissions import Permission
 
+# How long the emailed links work, as the pages say it.
+RESET_MINUTES = int(recovery.RESET_LINK_LIFETIME.total_seconds() // 60)
+VERIFY_HOURS = int(recovery.VERIFICATION_LINK_LIFETIME.total_seconds() // 3600)
+
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
-ViewerDep = Annotated[Viewer, Depends(current_viewer)]
-FormText = Annotated[str, Form()]
 
 
 async def _workspace_name(request: Request) -> str:
@@ -171,7 +174,7 @@ async def logout(request: Request, viewer: ViewerDep) -> Response:
 
 @router.get("/forgot-password", response_class=HTMLResponse)
 async def forgot_password_page(request: Request) -> Response:
-    return page("forgot_password.html", sent=None, login="", error="")
+    return page("forgot_password.html", link_minutes=RESET_MINUTES, sent=None, login="", error="")
 
 
 @router.post("/forgot-password", response_class=HTMLResponse)
@@ -185,6 +188,7 @@ async def forgot_password(request: Request, login: FormText = "") -> Response:
     except ValueError:
         return page(
             "forgot_password.html",
+            link_minutes=RESET_MINUTES,
             status=422,
             sent=None,
             login=login[:320],
@@ -192,12 +196,18 @@ async def forgot_password(request: Request, login: FormText = "") -> Response:
         )
     async with request.app.state.database.transaction() as session:
         await recovery.request_password_reset(session, data=data, **client_facts(request))
-    return page("forgot_password.html", sent=RESET_REQUESTED.capitalize(), login="", error="")
+    return page(
+        "forgot_password.html",
+        link_minutes=RESET_MINUTES,
+        sent=RESET_REQUESTED.capitalize(),
+        login="",
+        error="",
+    )
 
 
 @router.get("/verify-email/request", response_class=HTMLResponse)
 async def verification_request_page(request: Request) -> Response:
-    return page("verify_request.html", sent=None, email="", error="")
+    return page("verify_request.html", link_hours=VERIFY_HOURS, sent=None, email="", error="")
 
 
 @router.post("/verify-email/request", response_class=HTMLResponse)
@@ -210,10 +220,23 @@ async def request_verification(request: Request, email: FormText = "") -> Respon
         data = VerificationRequest(email=email)
     except ValidationError as exc:
         message = InvalidInput.from_pydantic(exc.errors(), drop_location=False).errors[0].message
-        return page("verify_request.html", status=422, sent=None, email=email[:320], error=message)
+        return page(
+            "verify_request.html",
+            link_hours=VERIFY_HOURS,
+            status=422,
+            sent=None,
+            email=email[:320],
+            error=message,
+        )
     async with request.app.state.database.transaction() as session:
         await recovery.request_verification(session, data=data, **client_facts(request))
-    return page("verify_request.html", sent=VERIFICATION_REQUESTED.capitalize(), email="", error="")
+    return page(
+        "verify_request.html",
+        link_hours=VERIFY_HOURS,
+        sent=VERIFICATION_REQUESTED.capitalize(),
+        email="",
+        error="",
+    )
 
 
 async def _password_form(

@@ -12,9 +12,8 @@ from dataclasses import dataclass, replace
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse
-from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,10 +24,13 @@ from userdesk.actions.inputs import InvitationCreate, InviteLinkCreate, UserCrea
 from userdesk.actions.passwords import policy_of
 from userdesk.errors import Conflict, InvalidInput, SeatLimitReached
 from userdesk.http.web.render import (
+    MAIL_WARNING,
     ConsoleRoute,
+    FormText,
     Viewer,
-    current_viewer,
+    ViewerDep,
     field_errors,
+    fragments,
     is_htmx,
     page,
     redirect,
@@ -43,8 +45,6 @@ from userdesk.queries.workspace import get_seats
 from userdesk.security.permissions import DEFAULT_HUMAN_ROLE, Permission
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
-ViewerDep = Annotated[Viewer, Depends(current_viewer)]
-FormText = Annotated[str, Form()]
 FormChoices = Annotated[list[str], Form()]
 
 PAGE_SIZE = 25
@@ -65,11 +65,6 @@ RESULT_LABELS = {
 # Where a form field's errors show: the input's field name as the actions report it.
 FIELD_OF = {"emails": "emails", "roles": "role", "expires_in_days": "expires_in_days"}
 LINK_EXPIRY_DEFAULT = 7
-# The console's words for the answers' email warning (the API's points at GET /api/v1/mail).
-MAIL_NOT_CONFIGURED = (
-    "Email is not configured: the email is kept in the built-in mail catcher (Mail) and "
-    "nobody receives it."
-)
 NEW_USER_PAGE = "/users/new"
 
 
@@ -291,7 +286,7 @@ async def invite(
         parts.append(
             toast(f"Invitations: {answer['summary']}.", kind="success" if sent else "error")
         )
-    return page("_fragments.html", status=status, parts=[Markup(p) for p in parts])
+    return fragments(*parts, status=status)
 
 
 async def _after_invitation_change(
@@ -305,8 +300,8 @@ async def _after_invitation_change(
         values = await _list_values(session, viewer, view)
     parts = [render("_invite_list.html", viewer=viewer, oob=False, **values), toast(message)]
     if warning:
-        parts.append(toast(MAIL_NOT_CONFIGURED, kind="warning"))
-    return page("_fragments.html", parts=[Markup(p) for p in parts])
+        parts.append(toast(MAIL_WARNING, kind="warning"))
+    return fragments(*parts)
 
 
 @router.post("/invitations/{invitation_id}/resend", response_class=HTMLResponse)
@@ -391,7 +386,7 @@ async def create_invite_link(
         '<li id="no-links" hx-swap-oob="delete"></li>',
         toast("Invite link created: copy it now, it is shown only this once."),
     ]
-    return page("_fragments.html", parts=[Markup(p) for p in parts])
+    return fragments(*parts)
 
 
 @router.post("/invite-links/{link_id}/revoke", response_class=HTMLResponse)
@@ -408,7 +403,7 @@ async def revoke_invite_link(request: Request, link_id: str, viewer: ViewerDep) 
         render("_invite_link.html", viewer=viewer, item=item, url=None),
         toast("The invite link was revoked: nobody can join through it any more."),
     ]
-    return page("_fragments.html", parts=[Markup(p) for p in parts])
+    return fragments(*parts)
 
 
 # The New user form. Its routes are registered before the Users page's
@@ -437,6 +432,7 @@ async def _new_user_form(
     errors: dict[str, str] | None = None,
     refusal: str | None = None,
     password: str = "",
+    created: str | None = None,
 ) -> HTMLResponse:
     """The form; after a refusal, the policy's rules as the refused password met them (the
     password itself is not sent back)."""
@@ -456,6 +452,7 @@ async def _new_user_form(
         "viewer": viewer,
         "section": "users",
         "banner_mail": True,
+        "created": created,
         "roles": roles,
         "form": fields,
         "errors": errors,
@@ -469,9 +466,11 @@ async def _new_user_form(
 
 
 @router.get(NEW_USER_PAGE, response_class=HTMLResponse)
-async def new_user_page(request: Request, viewer: ViewerDep) -> Response:
+async def new_user_page(
+    request: Request, viewer: ViewerDep, created: str | None = None
+) -> Response:
     viewer.actor.require(Permission.USERS_CREATE)
-    return await _new_user_form(request, viewer)
+    return await _new_user_form(request, viewer, created=(created or "")[:64] or None)
 
 
 @router.post(NEW_USER_PAGE + "/check", response_class=HTMLResponse)
@@ -551,4 +550,7 @@ async def create_user(
             refusal=None if exc.field else _sentence(exc.message),
             password=password,
         )
-    return redirect(request, f"/users?{urlencode({'user': public_id})}")
+    if viewer.can(Permission.USERS_READ):
+        return redirect(request, f"/users?{urlencode({'user': public_id})}")
+    # Someone who may create users but not list them starts another one.
+    return redirect(request, f"{NEW_USER_PAGE}?{urlencode({'created': username})}")

@@ -15,22 +15,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup, escape
 
 from userdesk.actions.outbox import RETRIABLE, email_warning, retry_email
 from userdesk.db import Database
-from userdesk.errors import NotFound
 from userdesk.http.web.render import (
     CONSOLE_CSP,
+    MAIL_WARNING,
     SECURITY_HEADERS,
     ConsoleRoute,
     Viewer,
-    current_viewer,
+    ViewerDep,
+    fragments,
     is_htmx,
     page,
     redirect,
@@ -40,11 +41,9 @@ from userdesk.http.web.render import (
 from userdesk.mail.worker import CaughtEmail, read_row
 from userdesk.models import Workspace
 from userdesk.queries import mail as mail_queries
-from userdesk.queries.cursors import MAX_ROW_ID
 from userdesk.queries.workspace import get_workspace
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
-ViewerDep = Annotated[Viewer, Depends(current_viewer)]
 
 PAGE_SIZE = 25
 # The Mail page frames an email's HTML from our own origin, and nothing else.
@@ -186,25 +185,18 @@ async def mail_html(request: Request, email_id: int, viewer: ViewerDep) -> Respo
 async def retry(request: Request, email_id: int, viewer: ViewerDep) -> Response:
     database: Database = request.app.state.database
     async with database.transaction() as session:
-        row = await retry_email(session, actor=viewer.actor, email_id=_checked(email_id))
+        row = await retry_email(session, actor=viewer.actor, email_id=email_id)
         to = row.payload.get("to", "")
         warning = email_warning(await get_workspace(session))
     view = _view_of_caller(request, email_id)
     if not is_htmx(request):
         return redirect(request, view.url())
     values = await _values(database, viewer, view)
-    parts = [Markup(render("_mail_view.html", viewer=viewer, **values))]
+    parts = [render("_mail_view.html", viewer=viewer, **values)]
     parts.append(toast(f"The email to {to} is queued again."))
     if warning:
-        parts.append(toast(f"Note: {warning}.", kind="warning"))
-    return page("_fragments.html", parts=parts)
-
-
-def _checked(email_id: int) -> int:
-    """An id the database can look up (retry_email locks the row by it)."""
-    if not 0 < email_id <= MAX_ROW_ID:
-        raise NotFound(f"no email with id {email_id}")
-    return email_id
+        parts.append(toast(MAIL_WARNING, kind="warning"))
+    return fragments(*parts)
 
 
 def _view_of_caller(request: Request, email_id: int) -> View:

@@ -13,16 +13,17 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import json
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
-from fastapi import Request, Response
+from fastapi import Depends, Form, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
@@ -51,6 +52,7 @@ from userdesk.models import User
 from userdesk.queries.auth import actor_for_session
 from userdesk.queries.workspace import get_workspace
 from userdesk.security.permissions import Permission
+from userdesk.security.sealing import SealingError
 
 log = logging.getLogger("userdesk.console")
 
@@ -102,6 +104,32 @@ templates.globals["version"] = __version__
 templates.globals["Permission"] = Permission
 
 
+SHOWN_FIELD = "shown"
+
+
+def shown_json(values: dict[str, Any]) -> str:
+    """What a form showed, carried in the form (hidden field `shown`): a Save then changes
+    only the fields whose typed value differs from what was shown, so a value someone else
+    changed meanwhile in a field left alone is not written back."""
+    return json.dumps(values, sort_keys=True, separators=(",", ":"))
+
+
+def read_shown(form: Any) -> dict[str, Any] | None:
+    """The `shown` values a form came with, or None (a client that sent none, or junk): then
+    the stored values are the comparison."""
+    raw = form.get(SHOWN_FIELD)
+    if not isinstance(raw, str):
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+templates.globals["shown_json"] = shown_json
+
+
 def csrf_token_for(session_secret: str) -> str:
     """The token every changing console request carries: derived from the session cookie's
     secret, which another site can neither read (HttpOnly) nor guess, so it needs no storage."""
@@ -121,6 +149,15 @@ class Viewer:
 
     def can(self, permission: Permission) -> bool:
         return self.actor.has(permission)
+
+
+FormText = Annotated[str, Form()]
+
+# The console's words for an answer whose email stays in the mail catcher.
+MAIL_WARNING = (
+    "Email is not configured: the message is kept in the Mail page (the built-in mail "
+    "catcher) and nobody receives it."
+)
 
 
 class SignInNeeded(Exception):
@@ -207,6 +244,9 @@ async def current_viewer(request: Request) -> Viewer:
     )
 
 
+ViewerDep = Annotated[Viewer, Depends(current_viewer)]
+
+
 def render(template: str, /, **values: Any) -> str:
     return templates.get_template(template).render(**values)
 
@@ -231,13 +271,21 @@ def redirect(request: Request, location: str) -> Response:
     """Go to `location`: a 303 for a plain request, `HX-Redirect` for htmx (which would
     otherwise swap the next page into a fragment)."""
     if is_htmx(request):
-        return Response(status_code=204, headers={"HX-Redirect": location})
+        # Encoded as a Location header would be: htmx assigns it to location.href as is.
+        encoded = quote(location, safe=":/%#?=@[]!$&'()*+,;")
+        return Response(status_code=204, headers={"HX-Redirect": encoded})
     return RedirectResponse(location, status_code=303)
 
 
 def safe_next(value: str | None, default: str = "/users") -> str:
-    """Only a path on this site, never `//evil.example` or `https://...`."""
-    if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
+    """Only a path on this site: never `//evil.example`, `https://...`, nor anything a
+    browser would turn into one (it drops tabs and line breaks, and reads `\\` as `/`)."""
+    if not value or not value.startswith("/"):
+        return default
+    if "\\" in value or any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
+        return default
+    parts = urlsplit(value)
+    if value.startswith("//") or parts.scheme or parts.netloc:
         return default
     return value
 
@@ -265,6 +313,19 @@ def field_errors(exc: InvalidInput) -> dict[str, str]:
     for error in exc.errors:
         errors.setdefault(error.field, error.message)
     return errors
+
+
+def fragments(
+    *parts: str, status: int = 200, headers: dict[str, str] | None = None
+) -> HTMLResponse:
+    """One htmx answer made of several rendered parts (the main swap first, then the
+    out-of-band ones: a panel, a list, toasts)."""
+    return page(
+        "_fragments.html",
+        status=status,
+        headers=headers,
+        parts=[Markup(part) for part in parts],
+    )
 
 
 def toast(message: str, *, kind: str = "success") -> Markup:
@@ -298,6 +359,22 @@ def error_response(request: Request, exc: DomainError) -> Response:
     return page("error.html", status=status, title=title, message=message)
 
 
+def unexpected_response(request: Request) -> Response:
+    """A bug of ours, as a page (or toast) with the console's headers; the details are in
+    the server's log, not in the answer."""
+    message = "Something went wrong on our side; it was logged. Try again, or reload the page."
+    if is_htmx(request):
+        return page(
+            "_toast.html",
+            status=500,
+            headers={"HX-Retarget": "#toasts", "HX-Reswap": "beforeend"},
+            message=message,
+            kind="error",
+            oob=False,
+        )
+    return page("error.html", status=500, title="Something went wrong", message=message)
+
+
 Endpoint = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
@@ -327,5 +404,10 @@ class ConsoleRoute(APIRoute):
                         errors, drop_location=isinstance(exc, RequestValidationError)
                     ),
                 )
+            except SealingError:
+                raise  # the app's handler explains it to the operator (503)
+            except Exception:
+                log.exception("unhandled error on %s %s", request.method, request.url.path)
+                return unexpected_response(request)
 
         return handle

@@ -10,12 +10,11 @@ panel, the refreshed list (out of band) and a toast: one round trip.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
-from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
@@ -27,7 +26,8 @@ from userdesk.errors import Duplicate, InvalidInput, NotFound, RoleInUse
 from userdesk.http.web.render import (
     ConsoleRoute,
     Viewer,
-    current_viewer,
+    ViewerDep,
+    fragments,
     is_htmx,
     page,
     redirect,
@@ -39,7 +39,6 @@ from userdesk.queries import roles as role_queries
 from userdesk.security.permissions import BUILT_IN_ROLES, PERMISSION_DESCRIPTIONS, Permission
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
-ViewerDep = Annotated[Viewer, Depends(current_viewer)]
 # The built-in roles as the catalogue lists them, from the most to the least powerful.
 BUILT_IN_ORDER = {name: index for index, name in enumerate(BUILT_IN_ROLES)}
 
@@ -206,11 +205,7 @@ async def _answer(request: Request, viewer: Viewer, view: View, message: str) ->
         render("_role_list.html", viewer=viewer, oob=True, **values),
         toast(message),
     ]
-    return page(
-        "_fragments.html",
-        parts=[Markup(p) for p in parts],
-        headers={"HX-Push-Url": view.url()},
-    )
+    return fragments(*parts, headers={"HX-Push-Url": view.url()})
 
 
 async def _form_refused(
@@ -281,5 +276,5 @@ async def delete_role(request: Request, name: str, viewer: ViewerDep) -> Respons
             render("_role_panel.html", viewer=viewer, oob=False, **panel),
             render("_role_list.html", viewer=viewer, oob=True, **values),
         ]
-        return page("_fragments.html", status=409, parts=[Markup(p) for p in parts])
+        return fragments(*parts, status=409)
     return await _answer(request, viewer, View(), f"The role {name} was deleted.")

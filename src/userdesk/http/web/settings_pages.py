@@ -2,8 +2,8 @@
 registration and sign-in), each a form of its own with its own Save, and "Send test email".
 
 A Save sends the settings action (the one behind PATCH /api/v1/settings) only the fields of
-its section whose value differs from the stored one, so saving one section never touches
-another's, nor a value someone else changed meanwhile in a field left alone. A refusal comes
+its section whose typed value differs from what the form showed, so saving one section never
+touches another's, nor a value someone else changed meanwhile in a field left alone. A refusal comes
 back beside its field (422) with what was typed kept; htmx swaps just that section. The SMTP
 password is write-only: the page shows whether one is stored, never the password.
 """
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 from pydantic import ValidationError
@@ -28,12 +28,15 @@ from userdesk.errors import Conflict, FieldError, InvalidInput, NotFound
 from userdesk.http.web.render import (
     ConsoleRoute,
     Viewer,
-    current_viewer,
+    ViewerDep,
     field_errors,
+    fragments,
     is_htmx,
     page,
+    read_shown,
     redirect,
     render,
+    shown_json,
     toast,
 )
 from userdesk.mail.worker import send_test_email
@@ -44,7 +47,6 @@ from userdesk.security.password_policy import PasswordPolicy
 from userdesk.security.permissions import Permission
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
-ViewerDep = Annotated[Viewer, Depends(current_viewer)]
 
 SETTINGS_PAGE = "/settings"
 WHOLE_NUMBER = re.compile(r"[+-]?\d{1,12}")
@@ -145,6 +147,26 @@ class SectionForm:
     secret: str = ""
     remove_secret: bool = False
     errors: dict[str, str] = field(default_factory=dict)
+    # What the form showed when it was loaded (see render.shown_json).
+    shown: dict[str, Any] | None = None
+
+    @property
+    def shown_json(self) -> str:
+        return shown_json(
+            self.shown or {"values": self.values, "checked": self.checked, "roles": self.roles}
+        )
+
+    def _shown(self, kind: str, name: str) -> Any:
+        return (self.shown or {}).get(kind, {}).get(name) if self.shown else None
+
+    def _left_alone(self, name: str) -> bool:
+        """Whether the field still holds what the form showed (then it is not sent)."""
+        if self.shown is None:
+            return False
+        if name in self.checked:
+            return self._shown("checked", name) == self.checked[name]
+        shown = self._shown("values", name)
+        return isinstance(shown, str) and shown.strip() == self.values[name].strip()
 
     @classmethod
     def of(cls, section: Section, workspace: Workspace) -> SectionForm:
@@ -176,6 +198,7 @@ class SectionForm:
             ),
             secret=text(section.secret) if section.secret else "",
             remove_secret=bool(section.secret) and text(f"remove_{section.secret}") == "on",
+            shown=read_shown(form),
         )
 
     def update(self, workspace: Workspace) -> SettingsUpdate | None:
@@ -185,11 +208,15 @@ class SectionForm:
         changes: dict[str, Any] = {}
         errors: list[FieldError] = []
         for name in section.texts:
+            if self._left_alone(name):
+                continue
             typed = self.values[name].strip()
             text: str | None = typed if typed or name not in section.nullable else None
             if text != getattr(workspace, name):
                 changes[name] = text
         for name in section.numbers:
+            if self._left_alone(name):
+                continue
             typed = self.values[name].strip()
             number: int | None = None
             if WHOLE_NUMBER.fullmatch(typed):
@@ -200,9 +227,17 @@ class SectionForm:
             if number != getattr(workspace, name):
                 changes[name] = number
         for name in section.checks:
+            if self._left_alone(name):
+                continue
             if self.checked[name] != getattr(workspace, name):
                 changes[name] = self.checked[name]
-        if section.roles and self.roles != sorted(getattr(workspace, section.roles)):
+        shown_roles = (self.shown or {}).get("roles")
+        roles_left_alone = isinstance(shown_roles, list) and sorted(shown_roles) == self.roles
+        if (
+            section.roles
+            and not roles_left_alone
+            and self.roles != sorted(getattr(workspace, section.roles))
+        ):
             changes[section.roles] = self.roles
         if section.secret:
             if self.secret:
@@ -374,4 +409,4 @@ async def save_section(request: Request, name: str, viewer: ViewerDep) -> Respon
     parts.append(toast(f"{section.title} settings saved." if update else "Nothing changed."))
     if viewer.mail_configured and not now_configured:
         parts.append(toast(MAIL_OFF_WARNING, kind="warning"))
-    return page("_fragments.html", parts=[Markup(p) for p in parts])
+    return fragments(*parts)

@@ -19,6 +19,7 @@ from userdesk.actions import users as user_actions
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import AdminPasswordReset, UserUpdate
 from userdesk.errors import Conflict, FieldError, InvalidInput
+from userdesk.http.web.render import read_shown, shown_json
 from userdesk.models import AvatarKind, Role, User
 
 # The text fields of the form, in the order they are shown; empty clears an optional one.
@@ -52,6 +53,20 @@ class EditForm:
     avatar_url: str = ""
     upload: bytes | None = None
     errors: dict[str, str] = field(default_factory=dict)
+    # What the form showed when it was loaded (see render.shown_json).
+    shown: dict[str, Any] | None = None
+
+    @property
+    def shown_json(self) -> str:
+        return shown_json(
+            self.shown
+            or {
+                "values": self.values,
+                "email_verified": self.email_verified,
+                "roles": self.roles,
+                "avatar_url": self.avatar_url,
+            }
+        )
 
     @classmethod
     def of(cls, user: User) -> EditForm:
@@ -86,17 +101,40 @@ class EditForm:
             avatar_mode=avatar_mode if avatar_mode in AVATAR_MODES else "keep",
             avatar_url=text("avatar_url").strip(),
             upload=data,
+            shown=read_shown(form),
         )
 
+    def _left_alone(self, name: str, typed: Any) -> bool:
+        """Whether a field still holds what the form showed (then it is not sent, so a
+        change someone else made meanwhile stays)."""
+        if self.shown is None:
+            return False
+        shown = self.shown.get("values", {}).get(name) if name in TEXT_FIELDS else None
+        if name not in TEXT_FIELDS:
+            shown = self.shown.get(name)
+        if isinstance(typed, str) and isinstance(shown, str):
+            return typed.strip() == shown.strip()
+        return bool(typed == shown)
+
+    def roles_left_alone(self) -> bool:
+        shown = (self.shown or {}).get("roles")
+        return isinstance(shown, list) and sorted(shown) == self.roles
+
     def profile_changes(self, user: User) -> dict[str, Any]:
-        """The fields whose value differs from the user's, as UserUpdate takes them."""
+        """The fields whose typed value differs from what was shown and from the user's, as
+        UserUpdate takes them."""
         changes: dict[str, Any] = {}
         for name in TEXT_FIELDS:
+            if self._left_alone(name, self.values[name]):
+                continue
             typed = self.values[name] if name == "bio" else self.values[name].strip()
             value: str | None = typed if typed or name in REQUIRED else None
             if value != getattr(user, name):
                 changes[name] = value
-        if self.email_verified != user.email_verified:
+        if (
+            not self._left_alone("email_verified", self.email_verified)
+            and self.email_verified != user.email_verified
+        ):
             changes["email_verified"] = self.email_verified
         if self.avatar_mode == "initials" and user.avatar_kind is not AvatarKind.INITIALS:
             changes["avatar_url"] = None
@@ -130,7 +168,7 @@ async def save(session: AsyncSession, *, actor: Actor, user: User, form: EditFor
         )
         done.append("picture uploaded")
     current_roles = sorted(role.name for role in user.roles)
-    if form.roles != current_roles:
+    if not form.roles_left_alone() and form.roles != current_roles:
         if not form.roles:
             raise InvalidInput.one("roles", "required", "choose at least one role")
         await user_actions.set_roles(session, actor=actor, user_id=user.public_id, roles=form.roles)

@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 from zoneinfo import available_timezones
 
-from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,15 +25,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from userdesk.actions import e2e, two_factor
 from userdesk.actions import passwords as password_actions
 from userdesk.actions import users as user_actions
-from userdesk.actions.abilities import abilities, without_admin
+from userdesk.actions.abilities import abilities
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import AdminPasswordReset
 from userdesk.actions.outbox import queued_email_warning
-from userdesk.errors import Conflict, InvalidInput, NotFound, WrongPassword
+from userdesk.errors import Conflict, InvalidInput, NotFound
 from userdesk.http.web.render import (
+    MAIL_WARNING,
     ConsoleRoute,
+    FormText,
     Viewer,
-    current_viewer,
+    ViewerDep,
+    fragments,
     is_htmx,
     page,
     redirect,
@@ -44,24 +47,16 @@ from userdesk.http.web.user_edit import EditForm, errors_by_field, role_choices,
 from userdesk.models import User, UserStatus
 from userdesk.queries import roles as role_queries
 from userdesk.queries import users as user_queries
-from userdesk.queries.workspace import Seats, get_seats
+from userdesk.queries.workspace import get_seats
 from userdesk.security.permissions import ADMIN, Permission
 from userdesk.services import services_of
 from userdesk.views import UserView
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
-ViewerDep = Annotated[Viewer, Depends(current_viewer)]
-FormText = Annotated[str, Form()]
 
 PAGE_SIZE = 25
 COLUMNS = (("name", "Name"), ("username", "Username"), ("email", "Email"), ("status", "Status"))
-MAIL_WARNING = (
-    "Email is not configured: the message is kept in the Mail page (the built-in mail "
-    "catcher) and nobody receives it."
-)
 TIMEZONES = sorted(available_timezones())
-# Seats are "nearly full" from this share of the limit on.
-NEARLY_FULL = 0.9
 
 
 @dataclass(frozen=True)
@@ -124,14 +119,6 @@ class View:
         if self.sort == f"-{field}":
             return "descending"
         return None
-
-
-def _seats_state(seats: Seats) -> str:
-    if seats.limit is None:
-        return ""
-    if seats.used >= seats.limit:
-        return "full"
-    return "nearly-full" if seats.used >= seats.limit * NEARLY_FULL else ""
 
 
 async def _list_values(session: AsyncSession, viewer: Viewer, view: View) -> dict[str, Any]:
@@ -235,7 +222,6 @@ async def users_page(request: Request, viewer: ViewerDep) -> Response:
         section="users",
         banner_mail=True,
         seats=seats,
-        seats_state=_seats_state(seats) if seats else "",
         roles=roles,
         oob=False,
         **{**values, **panel},
@@ -279,7 +265,7 @@ async def _act(request: Request, viewer: Viewer, user_id: str, act: Act) -> Resp
     ]
     if warning:
         parts.append(toast(MAIL_WARNING, kind="warning"))
-    return page("_fragments.html", parts=[Markup(p) for p in parts], headers=headers)
+    return fragments(*parts, headers=headers)
 
 
 def _label(user: User) -> str:
@@ -287,19 +273,12 @@ def _label(user: User) -> str:
 
 
 async def _make_admin(session: AsyncSession, actor: Actor, user_id: str) -> str:
-    user = await user_queries.get_user(session, viewer=actor, user_id=user_id)
-    names = [role.name for role in user.roles]
-    user = await user_actions.set_roles(
-        session, actor=actor, user_id=user_id, roles=[*names, ADMIN]
-    )
+    user = await user_actions.grant_role(session, actor=actor, user_id=user_id, role=ADMIN)
     return f"{_label(user)} is now an admin."
 
 
 async def _remove_admin(session: AsyncSession, actor: Actor, user_id: str) -> str:
-    user = await user_queries.get_user(session, viewer=actor, user_id=user_id)
-    user = await user_actions.set_roles(
-        session, actor=actor, user_id=user_id, roles=without_admin(user)
-    )
+    user = await user_actions.revoke_role(session, actor=actor, user_id=user_id, role=ADMIN)
     return f"{_label(user)} is no longer an admin."
 
 
@@ -365,8 +344,6 @@ async def edit_user(request: Request, user_id: str, viewer: ViewerDep) -> Respon
             done = await save(session, actor=viewer.actor, user=user, form=form)
             warning = await queued_email_warning(session)
     except (InvalidInput, Conflict) as exc:
-        if isinstance(exc, WrongPassword):
-            raise
         form.errors = errors_by_field(exc)
         form.password = ""
         async with database.reader() as session:
@@ -390,11 +367,7 @@ async def edit_user(request: Request, user_id: str, viewer: ViewerDep) -> Respon
     ]
     if warning:
         parts.append(toast(MAIL_WARNING, kind="warning"))
-    return page(
-        "_fragments.html",
-        parts=[Markup(p) for p in parts],
-        headers={"HX-Push-Url": view.url()},
-    )
+    return fragments(*parts, headers={"HX-Push-Url": view.url()})
 
 
 @router.post("/users/{user_id}/edit/password-check", response_class=HTMLResponse)

@@ -154,6 +154,36 @@
     }
   });
 
+  // Answers that are not a page part (a body too large, a server error, no connection)
+  // are never swapped in: a toast says what happened instead.
+  function errorToast(message) {
+    var area = document.getElementById("toasts");
+    if (!area) { return; }
+    var toast = document.createElement("div");
+    toast.className = "toast error";
+    toast.setAttribute("role", "alert");
+    var text = document.createElement("span");
+    text.textContent = message;
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "toast-close";
+    close.setAttribute("aria-label", "Dismiss");
+    close.textContent = "\u00d7";
+    toast.appendChild(text);
+    toast.appendChild(close);
+    area.appendChild(toast);
+    armToasts(area);
+  }
+  document.addEventListener("htmx:responseError", function (event) {
+    var status = event.detail.xhr ? event.detail.xhr.status : 0;
+    errorToast(status === 413
+      ? "That is too large for the server to take (a picture over its size limit?)."
+      : "Something went wrong on our side (HTTP " + status + "); it was logged. Try again.");
+  });
+  document.addEventListener("htmx:sendError", function () {
+    errorToast("The server could not be reached. Check the connection and try again.");
+  });
+
   // A panel that arrives is announced by moving focus to its heading.
   document.addEventListener("htmx:afterSwap", function (event) {
     armToasts(document);
