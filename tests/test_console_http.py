@@ -78,7 +78,14 @@ async def test_sign_in_page_and_its_refusals(client: httpx.AsyncClient, admin: A
     assert empty.status_code == 422 and "Enter your username or email" in empty.text
 
     # Only paths of this site are followed after signing in.
-    for evil in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+    for evil in (
+        "//evil.example/x",
+        "https://evil.example/",
+        "/\\evil.example",
+        "/\t/evil.example",  # browsers drop tabs and line breaks: "//evil.example"
+        "/\n/evil.example",
+        "/%09/../\\evil.example",
+    ):
         answer = await client.post(
             "/login", data={"login": "ada", "password": PASSWORD, "next": evil}, headers=ORIGIN
         )
@@ -101,6 +108,12 @@ async def test_htmx_sign_in_answers_with_the_fragment(
         headers={**ORIGIN, "HX-Request": "true"},
     )
     assert right.status_code == 204 and right.headers["HX-Redirect"] == "/users?tab=pending"
+    tabbed = await client.post(
+        "/login",
+        data={"login": "ada", "password": PASSWORD, "next": "/\t/evil.example"},
+        headers={**ORIGIN, "HX-Request": "true"},
+    )
+    assert tabbed.headers["HX-Redirect"] == "/"
 
 
 async def test_changes_need_the_csrf_token(
