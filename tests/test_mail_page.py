@@ -150,7 +150,7 @@ async def test_retry_and_paging(
         headers={**ORIGIN, "HX-Request": "true", "X-CSRF-Token": csrf},
     )
     assert retried.status_code == 200, retried.text
-    assert "is queued again" in retried.text and "email is not configured" in retried.text
+    assert "is queued again" in retried.text and "Email is not configured" in retried.text
     assert 'id="mail-status">queued<' in retried.text
     async with database.reader() as session:
         row = await session.get(OutboxMessage, ids[0])
