@@ -40,3 +40,9 @@ def test_quick_list_bench_runs_on_sqlite(tmp_path: Path) -> None:
 def test_mail_worker_bench_runs(tmp_path: Path) -> None:
     out = _run(str(BENCH / "mail_worker.py"), "--emails", "5", cwd=tmp_path)
     assert "5 emails, 1 worker(s) on sqlite" in out
+
+
+def test_population_load_runs_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'population.db'}"
+    out = _run(str(BENCH / "population.py"), "--url", url, "--users", "500", cwd=tmp_path)
+    assert "loaded 500 users" in out
