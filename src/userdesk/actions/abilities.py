@@ -73,6 +73,12 @@ def abilities(actor: Actor, user: User) -> Abilities:
     )
 
 
+def holds_all_of(actor: Actor, role: Role) -> bool:
+    """Whether the actor holds every permission the role carries: only then may they give
+    or take it (rules.ensure_can_grant), or change it."""
+    return permissions_of([role]) <= actor.permissions
+
+
 def may_edit_own_profile(actor: Actor) -> bool:
     """Whether update_user lets the actor change their own profile fields."""
     return actor.has(Permission.PROFILE_EDIT) or actor.has(Permission.USERS_EDIT)
@@ -88,8 +94,7 @@ def grantable_roles(actor: Actor, roles: Iterable[Role]) -> list[Role]:
     return [
         role
         for role in roles
-        if (may_assign or role.name == DEFAULT_HUMAN_ROLE)
-        and permissions_of([role]) <= actor.permissions
+        if (may_assign or role.name == DEFAULT_HUMAN_ROLE) and holds_all_of(actor, role)
     ]
 
 
@@ -103,9 +108,5 @@ def role_abilities(actor: Actor, role: Role) -> RoleAbilities:
     """What the actor may do to a role, as update_role and delete_role judge it: custom roles
     only, with roles.manage, and none carrying a permission the actor lacks. Whether the role
     is still held is the action's to say (it counts under a lock)."""
-    may = (
-        actor.has(Permission.ROLES_MANAGE)
-        and not role.built_in
-        and permissions_of([role]) <= actor.permissions
-    )
+    may = actor.has(Permission.ROLES_MANAGE) and not role.built_in and holds_all_of(actor, role)
     return RoleAbilities(edit=may, delete=may)

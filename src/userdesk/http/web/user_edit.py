@@ -16,6 +16,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from userdesk.actions import passwords as password_actions
 from userdesk.actions import users as user_actions
+from userdesk.actions.abilities import holds_all_of
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import AdminPasswordReset, UserUpdate
 from userdesk.errors import Conflict, FieldError, InvalidInput
@@ -219,7 +220,7 @@ def role_choices(actor: Actor, roles: list[Role], chosen: list[str]) -> list[Rol
         RoleChoice(
             name=role.name,
             checked=role.name in chosen,
-            grantable=frozenset(role.permissions) <= actor.permissions,
+            grantable=holds_all_of(actor, role),
         )
         for role in roles
     ]
