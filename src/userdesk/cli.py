@@ -404,13 +404,19 @@ def users_list(
     sort: Annotated[str | None, typer.Option(help="Sort field, '-' for descending.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
     cursor: Annotated[str | None, typer.Option(help="Continue after this cursor.")] = None,
+    before: Annotated[
+        str | None, typer.Option(help="The page before this cursor (a prev_cursor).")
+    ] = None,
+    last: Annotated[bool, typer.Option("--last", help="The last page.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List users like the Users page: search, role filter, status, sort, cursor."""
+    """List users like the Users page: search, role filter, status, sort, paging both ways."""
+    if sum(bool(x) for x in (cursor, before, last)) > 1:
+        fail("give at most one of --cursor, --before and --last", dict(EXIT_CODES)[InvalidInput])
 
     async def work(database: Database) -> UserListView:
         async with database.reader() as session:
-            page = await user_queries.list_users(
+            window = await user_queries.browse_users(
                 session,
                 viewer=OPERATOR,
                 status=status,
@@ -418,9 +424,12 @@ def users_list(
                 role=role,
                 sort=sort,
                 limit=limit,
-                cursor=cursor,
+                after=cursor,
+                before=before,
+                last=last,
             )
-            return UserListView.of(page)
+            seats = await workspace_queries.get_seats(session, viewer=OPERATOR)
+            return UserListView.of_window(window, seats)
 
     page = run(work)
     if as_json:

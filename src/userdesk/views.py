@@ -7,11 +7,11 @@ from datetime import datetime
 from typing import Any
 
 import segno
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from userdesk.models import ApiToken, AuditEntry, E2EKeys, LoginSession, Role, User, Workspace
 from userdesk.queries.invitations import InvitationItem, InviteLinkItem, Person
-from userdesk.queries.users import UserPage
+from userdesk.queries.users import UserPage, UserWindow
 from userdesk.queries.workspace import Seats
 from userdesk.security.password_policy import PasswordPolicy
 
@@ -124,7 +124,13 @@ class UserCounts(BaseModel):
 class UserListView(BaseModel):
     items: list[UserView]
     next_cursor: str | None
+    prev_cursor: str | None = Field(
+        None, description="For `before`: the page ending just before this one (none on the first)."
+    )
     counts: UserCounts
+    seats: SeatsView | None = Field(
+        None, description="Seat usage, when the caller may read it (users.list API only)."
+    )
 
     @classmethod
     def of(cls, page: UserPage) -> UserListView:
@@ -132,6 +138,16 @@ class UserListView(BaseModel):
             items=[UserView.of(u) for u in page.items],
             next_cursor=page.next_cursor,
             counts=UserCounts(**page.counts),
+        )
+
+    @classmethod
+    def of_window(cls, window: UserWindow, seats: Seats | None) -> UserListView:
+        return cls(
+            items=[UserView.of(u) for u in window.items],
+            next_cursor=window.after,
+            prev_cursor=window.before,
+            counts=UserCounts(**window.counts),
+            seats=SeatsView.of(seats) if seats else None,
         )
 
 

@@ -6,7 +6,7 @@ A page costs a fixed number of queries whatever its size: the page of users, the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -235,7 +235,11 @@ async def browse_users(
         back = _cursor_at(items[0], field, not descending) if after and items else None
         return UserWindow(items, page.counts, before=back, after=page.next_cursor)
     reverse_sort = ("" if descending else "-") + field
-    page = await list_users(session, sort=reverse_sort, cursor=before, **filters)  # type: ignore[arg-type]
+    try:
+        page = await list_users(session, sort=reverse_sort, cursor=before, **filters)  # type: ignore[arg-type]
+    except InvalidInput as exc:  # the backward cursor is the caller's `before`
+        errors = [replace(e, field="before") if e.field == "cursor" else e for e in exc.errors]
+        raise InvalidInput(errors) from None
     items = page.items[::-1]
     forward = _cursor_at(items[-1], field, descending) if before and items else None
     return UserWindow(items, page.counts, before=page.next_cursor, after=forward)

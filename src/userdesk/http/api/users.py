@@ -10,10 +10,13 @@ from pydantic import BaseModel, ConfigDict
 from userdesk.actions import users as user_actions
 from userdesk.actions.inputs import RoleList, UserCreate, UserUpdate
 from userdesk.actions.outbox import queued_email_warning
+from userdesk.errors import InvalidInput
 from userdesk.http.deps import ActorDep, DatabaseDep
 from userdesk.http.problems import problem_responses
 from userdesk.models import UserStatus
 from userdesk.queries import users as user_queries
+from userdesk.queries import workspace as workspace_queries
+from userdesk.security.permissions import Permission
 from userdesk.views import UserListView, UserView
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"], responses=problem_responses())
@@ -33,12 +36,27 @@ async def list_users(
     role: Annotated[str | None, Query(max_length=64)] = None,
     sort: Annotated[str | None, Query(max_length=20)] = None,
     limit: Annotated[int, Query(ge=1, le=user_queries.MAX_LIMIT)] = 50,
-    cursor: Annotated[str | None, Query(max_length=2000)] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=2000, description="A next_cursor: the page after it.")
+    ] = None,
+    before: Annotated[
+        str | None, Query(max_length=2000, description="A prev_cursor: the page before it.")
+    ] = None,
+    last: Annotated[bool, Query(description="The last page (as cheap as the first).")] = False,
 ) -> UserListView:
-    """Users with tab counts for the current search and role filter; sort by name, username,
-    email, status, created_at or last_login_at, with '-' for descending."""
+    """Users with tab counts for the current search and role filter, and seat usage; sort by
+    name, username, email, status, created_at or last_login_at, with '-' for descending.
+    Walk forward with `cursor=next_cursor`, backward with `before=prev_cursor`, or start at
+    the end with `last=true`."""
+    given = [name for name, value in (("cursor", cursor), ("before", before)) if value]
+    if last:
+        given.append("last")
+    if len(given) > 1:
+        raise InvalidInput.one(
+            given[1], "exclusive", f"give at most one of cursor, before and last (got {given})"
+        )
     async with database.reader() as session:
-        page = await user_queries.list_users(
+        window = await user_queries.browse_users(
             session,
             viewer=actor,
             status=status,
@@ -46,9 +64,16 @@ async def list_users(
             role=role,
             sort=sort,
             limit=limit,
-            cursor=cursor,
+            after=cursor,
+            before=before,
+            last=last,
         )
-        return UserListView.of(page)
+        seats = (
+            await workspace_queries.get_seats(session, viewer=actor)
+            if actor.has(Permission.SEATS_READ)
+            else None
+        )
+        return UserListView.of_window(window, seats)
 
 
 @router.post("", status_code=201, response_model=UserView)
