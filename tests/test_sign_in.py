@@ -261,3 +261,59 @@ async def test_sessions_are_listed_and_revoked_by_their_user_and_by_admins(
     assert (await client.get("/api/v1/me")).status_code == 401
     actions = [e["action"] for e in await _audit(client, owner, target=user["id"])]
     assert actions.count("user.sessions_revoked") == 2
+
+
+async def test_the_password_hash_is_compared_outside_the_sign_in_locks(
+    client: httpx.AsyncClient, directory: Directory, database: Database
+) -> None:
+    """Two sign-ins of one account compare their hashes at the same time: each waits at a
+    barrier inside the hash check until the other arrives. Were the hash compared under
+    the account's lock (or, on SQLite, in the write transaction), the second could not
+    reach the barrier until the first had finished, and the barrier would break."""
+    import asyncio
+    import threading
+
+    await directory.create("para", password=PASSWORD)
+    passwords = database.services.passwords
+    compare = passwords._verify
+    barrier = threading.Barrier(2, timeout=10)
+
+    def meeting(password_hash: str | None, password: str) -> bool:
+        barrier.wait()
+        return compare(password_hash, password)
+
+    object.__setattr__(passwords, "_verify", meeting)
+    try:
+        right, wrong = await asyncio.gather(_login(client, "para"), _login(client, "para", "no"))
+    finally:
+        object.__delattr__(passwords, "_verify")
+    assert right.status_code == 200, right.text
+    assert wrong.status_code == 401, wrong.text
+    assert not barrier.broken
+
+
+async def test_a_password_changed_while_signing_in_is_judged_against_the_new_hash(
+    client: httpx.AsyncClient, directory: Directory, database: Database
+) -> None:
+    """The early hash check stands only for the hash it was made against: a password
+    reset between the two steps sends the attempt back to the stored (new) hash."""
+    from userdesk.actions import auth as auth_actions
+    from userdesk.actions.inputs import SignIn
+
+    user = await directory.create("swap", password=PASSWORD)
+    attempt = SignIn(login="swap", password=PASSWORD)
+    async with database.reader() as session:
+        checked = await auth_actions.check_sign_in_password(session, data=attempt, ip=None)
+    assert checked is not None and checked.matched
+    reset = await client.post(
+        f"/api/v1/users/{user['id']}/password/reset",
+        json={"mode": "manual", "password": "an entirely new passphrase"},
+        headers=directory.owner.headers,
+    )
+    assert reset.status_code == 200, reset.text
+    async with database.transaction() as session:
+        result = await auth_actions.sign_in(
+            session, data=attempt, ip=None, user_agent=None, checked=checked
+        )
+    assert result.user is None and result.secret is None
+    assert (await _login(client, "swap", "an entirely new passphrase")).status_code == 200

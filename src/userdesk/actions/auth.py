@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from userdesk.actions import seats, throttle, two_factor
@@ -88,20 +88,80 @@ async def _failed(
     return SignInResult(refusal=Unauthenticated(FAILED))
 
 
+@dataclass(frozen=True)
+class PasswordCheck:
+    """A sign-in's password, already hashed and compared by `check_sign_in_password` before the
+    sign-in's transaction; it stands for that user (None: nobody, checked against the decoy)
+    and that stored hash only."""
+
+    user_id: str | None
+    password_hash: str | None
+    matched: bool
+
+    def answers(self, user: User | None) -> bool:
+        if user is None:
+            return self.user_id is None
+        return self.user_id == user.public_id and self.password_hash == user.password_hash
+
+
+def _login_matches(login: str) -> ColumnElement[bool]:
+    # Usernames cannot contain "@", so a login names at most one user.
+    return or_(User.username_key == fold(login), User.email_key == email_key(login))
+
+
+async def check_sign_in_password(
+    session: AsyncSession, *, data: SignIn, ip: str | None
+) -> PasswordCheck | None:
+    """The first step of a sign-in, in a read-only session: the password hash (tens of
+    milliseconds of CPU) is compared while no row is locked and, on SQLite, no write
+    transaction is open, so sign-ins run in parallel on every core instead of queueing
+    behind one another's hashing. `sign_in` then judges the attempt under its locks, using
+    this answer if the user and the hash are still the same. None when the throttle refuses
+    the attempt anyway (no hash is spent on it)."""
+    found = (
+        await session.execute(
+            select(User.id, User.public_id, User.password_hash).where(_login_matches(data.login))
+        )
+    ).first()
+    workspace = await get_workspace(session)
+    refused = await throttle.refusal(
+        session,
+        login=throttle.login_key(fold(data.login)),
+        account=throttle.account_key(found.id) if found is not None else None,
+        ip=ip,
+        workspace=workspace,
+        lock=False,
+    )
+    if isinstance(refused, TooManyAttempts):
+        return None
+    locked = isinstance(refused, throttle.AccountLocked)
+    password_hash = found.password_hash if found is not None else None
+    # A locked account's attempt costs a hash too (against the decoy), as it always did.
+    matched = await services_of(session).passwords.verify(
+        None if locked else password_hash, data.password
+    )
+    return PasswordCheck(
+        user_id=found.public_id if found is not None else None,
+        password_hash=password_hash,
+        matched=matched and not locked,
+    )
+
+
 async def sign_in(
-    session: AsyncSession, *, data: SignIn, ip: str | None, user_agent: str | None
+    session: AsyncSession,
+    *,
+    data: SignIn,
+    ip: str | None,
+    user_agent: str | None,
+    checked: PasswordCheck | None = None,
 ) -> SignInResult:
     """Password, then (when the user has 2FA) a TOTP or recovery code, under the throttle:
     growing delays and a temporary lockout per account, a cap per address. An unknown login
-    costs the same hash check and is throttled alike, so answers reveal no account."""
+    costs the same hash check and is throttled alike, so answers reveal no account.
+    `checked`, from `check_sign_in_password` just before, saves hashing under the locks."""
     services = services_of(session)
-    # Usernames cannot contain "@", so a login names at most one user.
     found = (
-        await session.execute(
-            select(User.public_id, User.status).where(
-                or_(User.username_key == fold(data.login), User.email_key == email_key(data.login))
-            )
-        )
+        await session.execute(select(User.public_id, User.status).where(_login_matches(data.login)))
     ).first()
     if found is not None and found.status is UserStatus.PENDING:
         # The first sign-in moves the user between counters: workspace lock first, as always.
@@ -127,7 +187,8 @@ async def sign_in(
         # Answered exactly like a wrong password, in the same time and with the same count
         # on the typed name (so its delays match a name of nobody's); the user was emailed.
         assert user is not None
-        await services.passwords.verify(None, data.password)
+        if checked is None:  # else the check already spent it
+            await services.passwords.verify(None, data.password)
         await throttle.note_failure(
             session,
             login=login,
@@ -150,7 +211,13 @@ async def sign_in(
         attempt=attempt,
     )
     # Unknown users are checked against a decoy hash: the refusal takes as long either way.
-    if user is None or not await services.passwords.verify(user.password_hash, data.password):
+    if checked is not None and checked.answers(user):
+        matched = checked.matched
+    else:
+        matched = await services.passwords.verify(
+            user.password_hash if user else None, data.password
+        )
+    if user is None or not matched:
         return await failed(reason="wrong password")
     if user.status is UserStatus.DEACTIVATED:
         await _note_refusal(session, attempt, user, "deactivated")

@@ -44,8 +44,9 @@ MAX_DELAY_SECONDS = 30
 FORGET_AFTER = timedelta(days=2)
 
 
-def account_key(user: User) -> str:
-    return f"account:{user.id}"
+def account_key(user: User | int) -> str:
+    """The throttle row of a user's account (the user, or their row id)."""
+    return f"account:{user if isinstance(user, int) else user.id}"
 
 
 def login_key(folded_login: str) -> str:
@@ -99,12 +100,14 @@ async def refusal(
     account: str | None,
     ip: str | None,
     workspace: Workspace,
+    lock: bool = True,
 ) -> TooManyAttempts | AccountLocked | None:
     """Why no attempt may be judged now, or None. Locks the name's and the account's rows
     until the attempt is done, so parallel guesses are judged one by one; the address's row
-    is only read, so people behind one proxy don't queue behind each other."""
+    is only read, so people behind one proxy don't queue behind each other. With
+    `lock=False`, only a look ahead (the judgement is made again under the lock)."""
     now = services_of(session).clock.now()
-    rows = await _rows(session, [login] + ([account] if account else []), for_update=True)
+    rows = await _rows(session, [login] + ([account] if account else []), for_update=lock)
     typed = rows.get(login)
     if typed is not None and typed.next_attempt_at is not None and typed.next_attempt_at > now:
         return TooManyAttempts(

@@ -25,12 +25,16 @@ async def login(
 ) -> SignedInView:
     """Sign in with a username or email and the password. Sets the session cookie
     (HttpOnly, SameSite=Lax, Secure unless USERDESK_COOKIE_SECURE is false)."""
+    ip = request.client.host if request.client else None
+    async with database.reader() as session:  # the hash is compared outside any lock
+        checked = await auth_actions.check_sign_in_password(session, data=body, ip=ip)
     async with database.transaction() as session:
         result = await auth_actions.sign_in(
             session,
             data=body,
-            ip=request.client.host if request.client else None,
+            ip=ip,
             user_agent=request.headers.get("user-agent"),
+            checked=checked,
         )
         view = SignedInView(user=UserView.of(result.user)) if result.user else None
     if view is None or result.secret is None:

@@ -123,8 +123,11 @@ async def login(
         data = SignIn(login=login, password=password, code=code.strip() or None)
     except ValueError:
         return again("The username, email or code is too long.", status=422)
+    facts = client_facts(request)
+    async with database.reader() as session:  # the hash is compared outside any lock
+        checked = await auth_actions.check_sign_in_password(session, data=data, ip=facts["ip"])
     async with database.transaction() as session:
-        result = await auth_actions.sign_in(session, data=data, **client_facts(request))
+        result = await auth_actions.sign_in(session, data=data, checked=checked, **facts)
     if result.user is None or result.secret is None:
         refusal = result.refusal
         if isinstance(refusal, TwoFactorCodeRequired):
