@@ -21,6 +21,13 @@ def _with_holders():  # type: ignore[no-untyped-def]
     return select(Role, holders.label("holders"))
 
 
+async def roles_only(session: AsyncSession, *, viewer: Actor) -> list[Role]:
+    """The roles in list_roles' order, without counting their holders (a count reads every
+    user's roles: for pages that only offer the roles as choices)."""
+    del viewer
+    return list(await session.scalars(select(Role).order_by(Role.built_in.desc(), Role.name)))
+
+
 async def list_roles(session: AsyncSession, *, viewer: Actor) -> list[tuple[Role, int]]:
     """Every signed-in user may see the roles that exist (they appear on every profile)."""
     del viewer

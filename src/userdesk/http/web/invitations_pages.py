@@ -119,7 +119,7 @@ def _invalid(exc: ValidationError) -> InvalidInput:
 
 
 async def _roles(session: AsyncSession, viewer: Viewer) -> list[Role]:
-    roles = [role for role, _ in await role_queries.list_roles(session, viewer=viewer.actor)]
+    roles = await role_queries.roles_only(session, viewer=viewer.actor)
     return grantable_roles(viewer.actor, roles)
 
 

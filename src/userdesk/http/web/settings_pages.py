@@ -306,7 +306,7 @@ async def _section_values(
         values["rules"] = PasswordPolicy.of(workspace).check("")
     elif section.name == "access":
         values["role_names"] = [
-            role.name for role, _ in await role_queries.list_roles(session, viewer=viewer.actor)
+            role.name for role in await role_queries.roles_only(session, viewer=viewer.actor)
         ]
     return values
 

@@ -164,7 +164,7 @@ async def _panel_values(
 async def _edit_values(
     session: AsyncSession, viewer: Viewer, user: User, form: EditForm
 ) -> dict[str, Any]:
-    roles = [role for role, _ in await role_queries.list_roles(session, viewer=viewer.actor)]
+    roles = await role_queries.roles_only(session, viewer=viewer.actor)
     policy = await password_actions.policy_of(session)
     return {
         "form": form,
@@ -213,9 +213,7 @@ async def users_page(request: Request, viewer: ViewerDep) -> Response:
             if viewer.can(Permission.SEATS_READ)
             else None
         )
-        roles = [
-            role.name for role, _ in await role_queries.list_roles(session, viewer=viewer.actor)
-        ]
+        roles = [role.name for role in await role_queries.roles_only(session, viewer=viewer.actor)]
     return page(
         "users.html",
         viewer=viewer,
