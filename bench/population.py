@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -438,6 +438,12 @@ async def load(database: Database, count: int, *, seed: int = 1) -> int:
     if users:
         await flush()
     async with database.transaction() as session:
+        if database.dialect == "postgresql":
+            # The rows came with their ids: the sequence must move past them, or the next
+            # user created through the API would collide with one.
+            await session.execute(
+                text("SELECT setval(pg_get_serial_sequence('users', 'id'), max(id)) FROM users")
+            )
         for (status, kind), added in totals.items():
             await session.execute(
                 update(UserCount)

@@ -12,6 +12,8 @@ from bench.population import Person, load, people
 from tests.conftest import postgres_only
 from tests.conftest import test_services as services_for_tests
 from userdesk.actions.context import Actor
+from userdesk.actions.inputs import UserCreate
+from userdesk.actions.users import create_user
 from userdesk.db import Database
 from userdesk.models import UserStatus, UserType
 from userdesk.queries.users import list_users
@@ -67,6 +69,14 @@ async def test_loading_keeps_the_counters_and_the_listing_exact(database: Databa
     ]
     assert seats.used == len(humans)
     assert all(u.status is UserStatus.PENDING for u in pending.items)
+    # The loaded rows carried their ids: a user created afterwards gets a new one.
+    async with database.transaction() as session:
+        made = await create_user(
+            session,
+            actor=SYSTEM,
+            data=UserCreate(name="After Load", username="after.load", email="after@example.com"),
+        )
+        assert made.id > 3_000
 
 
 SEARCHES = ("müller", "MÜLLER", "garcía", "GARCIA", "nguyễn", "ström", "Søren", "é", "ko", "smith")

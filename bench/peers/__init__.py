@@ -1,0 +1,1 @@
+"""Peers of userdesk for the benchmark: other tools serving the same population."""
