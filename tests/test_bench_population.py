@@ -77,6 +77,10 @@ async def test_loading_keeps_the_counters_and_the_listing_exact(database: Databa
             data=UserCreate(name="After Load", username="after.load", email="after@example.com"),
         )
         assert made.id > 3_000
+    # The indexes and search triggers set aside for the load are back: the new user is found.
+    async with database.reader() as session:
+        found = await list_users(session, viewer=SYSTEM, q="after lo")
+    assert [u.username for u in found.items] == ["after.load"]
 
 
 SEARCHES = ("müller", "MÜLLER", "garcía", "GARCIA", "nguyễn", "ström", "Søren", "é", "ko", "smith")

@@ -128,6 +128,11 @@ class UserListView(BaseModel):
         None, description="For `before`: the page ending just before this one (none on the first)."
     )
     counts: UserCounts
+    counts_estimated: bool = Field(
+        False,
+        description="The counts are estimates (rounded to two figures): a search or role "
+        "filter matched too many users to count each at once.",
+    )
     seats: SeatsView | None = Field(
         None, description="Seat usage, when the caller may read it (users.list API only)."
     )
@@ -138,6 +143,7 @@ class UserListView(BaseModel):
             items=[UserView.of(u) for u in page.items],
             next_cursor=page.next_cursor,
             counts=UserCounts(**page.counts),
+            counts_estimated=page.counts_estimated,
         )
 
     @classmethod
@@ -147,6 +153,7 @@ class UserListView(BaseModel):
             next_cursor=window.after,
             prev_cursor=window.before,
             counts=UserCounts(**window.counts),
+            counts_estimated=window.counts_estimated,
             seats=SeatsView.of(seats) if seats else None,
         )
 

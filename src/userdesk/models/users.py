@@ -143,8 +143,19 @@ class User(Base):
         self.last_login_key = value or NEVER
         return value
 
+    # The name-order indexes also carry the search text and status (migration 0006: INCLUDE
+    # columns on PostgreSQL, appended to the key on SQLite), so a search walks them alone.
     __table_args__ = tuple(
-        Index(f"ix_users_{'status_' if with_status else ''}{column}_id", *cols, "id")
+        Index(
+            f"ix_users_{'status_' if with_status else ''}{column}_id",
+            *cols,
+            "id",
+            postgresql_include=(
+                ([] if with_status else ["status"]) + ["search_text"]
+                if column == "name_key"
+                else []
+            ),
+        )
         for column in ("name_key", "username_key", "email_key", "created_at", "last_login_key")
         for with_status, cols in ((False, (column,)), (True, ("status", column)))
     ) + (Index("ix_users_status_id", "status", "id"),)

@@ -13,15 +13,19 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Select,
+    and_,
     asc,
+    case,
     desc,
     exists,
     func,
     literal,
     literal_column,
+    or_,
     select,
     text,
     tuple_,
+    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, selectinload
@@ -32,7 +36,7 @@ from userdesk.db import dialect_of
 from userdesk.errors import InvalidInput, NotFound
 from userdesk.models import AvatarImage, Role, User, UserCount, UserStatus, user_roles
 from userdesk.queries import cursors
-from userdesk.queries.search import matches
+from userdesk.queries.search import contains, indexed, matches
 from userdesk.queries.visibility import visible_users
 from userdesk.security.permissions import OWNER, Permission
 
@@ -51,11 +55,23 @@ MAX_QUERY_LENGTH = 200
 TABS = ("all", "pending", "active", "deactivated")
 
 
+# Tab counts under a search or role filter are exact when about this many users match or
+# fewer; beyond it they are estimated from a sample and flagged as estimates (counting every
+# match of a broad search reads tens of thousands of rows at a million users).
+EXACT_COUNT_LIMIT = 2_000
+# The sample: this many blocks of consecutive ids, spread evenly over the table.
+SAMPLE_BLOCKS, SAMPLE_BLOCK = 64, 128
+# A search in name order matching more users than this walks the name index (which carries
+# the search text) for its page; fewer matches are found through the search index and sorted.
+WALK_FROM = EXACT_COUNT_LIMIT
+
+
 @dataclass(frozen=True)
 class UserPage:
     items: list[User]
     next_cursor: str | None
     counts: dict[str, int]
+    counts_estimated: bool = False
 
 
 def parse_sort(sort: str | None) -> tuple[str, bool]:
@@ -128,26 +144,171 @@ def _filters(session: AsyncSession, q: str | None, role_id: int | None) -> list[
     if q:
         conditions.append(matches(dialect_of(session), q))
     if role_id is not None:
-        conditions.append(
-            exists().where(user_roles.c.user_id == User.id, user_roles.c.role_id == role_id)
-        )
+        conditions.append(_has_role(role_id))
     return conditions
 
 
-async def _counts(session: AsyncSession, conditions: list[Any]) -> dict[str, int]:
-    counts = {tab: 0 for tab in TABS}
-    if conditions:
-        rows = await session.execute(
-            select(User.status, func.count()).where(*conditions).group_by(User.status)
-        )
-    else:
-        rows = await session.execute(
-            select(UserCount.status, func.sum(UserCount.count)).group_by(UserCount.status)
-        )
+async def _status_totals(session: AsyncSession) -> dict[str, int]:
+    """Users by status, from the counters the actions keep."""
+    counts = {status.value: 0 for status in UserStatus}
+    rows = await session.execute(
+        select(UserCount.status, func.sum(UserCount.count)).group_by(UserCount.status)
+    )
     for status, count in rows:
         counts[UserStatus(status).value] = int(count or 0)
-    counts["all"] = sum(counts[s.value] for s in UserStatus)
     return counts
+
+
+def _with_all(counts: dict[str, int]) -> dict[str, int]:
+    return {"all": sum(counts[s.value] for s in UserStatus), **counts}
+
+
+def _about(n: float) -> int:
+    """Two significant figures: an estimate should not look exact."""
+    n = round(n)
+    return n if n < 100 else round(n, 2 - len(str(n)))
+
+
+async def _sampled(session: AsyncSession, tests: list[Any]) -> dict[str, tuple[int, int]]:
+    """Per status, (users in the sample, of them those passing `tests`). The sample is
+    SAMPLE_BLOCKS runs of consecutive ids spread over the table: primary-key ranges, read
+    without touching the rest."""
+    # Two subqueries: SQLite finds a lone min() or max() in the index, but scans for both.
+    low, high = (
+        await session.execute(
+            select(
+                select(func.min(User.id)).scalar_subquery(),
+                select(func.max(User.id)).scalar_subquery(),
+            )
+        )
+    ).one()
+    if low is None:
+        return {}
+    step = (high - low + 1) / SAMPLE_BLOCKS
+    starts = [low + int(i * step) for i in range(SAMPLE_BLOCKS)]
+    passing = func.sum(case((and_(*tests), 1), else_=0))
+    if dialect_of(session) == "postgresql":
+        ranges = or_(*(User.id.between(a, a + SAMPLE_BLOCK - 1) for a in starts))
+        query = select(User.status, func.count(), passing).where(ranges).group_by(User.status)
+        # A few thousand rows: starting parallel workers costs more than reading them.
+        await session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+        rows = list(await session.execute(query))
+        await session.execute(text("RESET max_parallel_workers_per_gather"))
+    else:
+        # SQLite reads an OR of ranges by scanning; a join on a list of starts is a range
+        # search of the primary key per start.
+        blocks = union_all(*(select(literal(a).label("start")) for a in starts)).subquery("b")
+        query = (
+            select(User.status, func.count(), passing)
+            .select_from(blocks)
+            .join(User, User.id.between(blocks.c.start, blocks.c.start + SAMPLE_BLOCK - 1))
+            .group_by(User.status)
+        )
+        rows = list(await session.execute(query))
+    return {UserStatus(st).value: (int(n), int(hits or 0)) for st, n, hits in rows}
+
+
+async def _counts(
+    session: AsyncSession,
+    *,
+    totals: dict[str, int],
+    q: str,
+    role_id: int | None,
+    conditions: list[Any],
+) -> tuple[dict[str, int], bool]:
+    """The tab counts, and whether they are estimates. Unfiltered, the counters' `totals`.
+    Under a search or role filter, in a table larger than the sample: the sample first,
+    then exact counting when it says few users match (through the search or role index,
+    cheap for few), else the sample's estimate."""
+    if not conditions:
+        return _with_all(totals), False
+    if sum(totals.values()) > SAMPLE_BLOCKS * SAMPLE_BLOCK:
+        dialect = dialect_of(session)
+        tests: list[Any] = [contains(dialect, q)] if q else []
+        if role_id is not None:
+            tests.append(_has_role(role_id))
+        sample = await _sampled(session, tests)
+        estimate = {
+            s.value: (hits / present * totals[s.value] if present else 0.0)
+            for s in UserStatus
+            for present, hits in [sample.get(s.value, (0, 0))]
+        }
+        if sum(estimate.values()) > EXACT_COUNT_LIMIT:
+            rounded = {status: _about(n) for status, n in estimate.items()}
+            return {"all": _about(sum(estimate.values())), **rounded}, True
+    counts = {status.value: 0 for status in UserStatus}
+    rows = await session.execute(
+        select(User.status, func.count()).where(*conditions).group_by(User.status)
+    )
+    for status, count in rows:
+        counts[UserStatus(status).value] = int(count)
+    return _with_all(counts), False
+
+
+def _has_role(role_id: int, user_id: Any = None) -> ColumnElement[bool]:
+    return exists().where(
+        user_roles.c.user_id == (User.id if user_id is None else user_id),
+        user_roles.c.role_id == role_id,
+    )
+
+
+async def _walk(
+    session: AsyncSession,
+    *,
+    q: str | None,
+    role_id: int | None,
+    status: UserStatus | None,
+    descending: bool,
+    after: ColumnElement[bool] | None,
+    limit: int,
+) -> list[User]:
+    """A filtered page in name order, by walking the name index (which carries the search
+    text) and testing each entry (its text, its role), so no row is read that is not
+    shown: quick when matches are common, and at most one pass over the index when they
+    are not."""
+    dialect = dialect_of(session)
+
+    def direction(column: Any) -> Any:
+        return desc(column) if descending else asc(column)
+
+    if dialect == "postgresql":
+        inner = select(User.id, User.name_key, User.search_text).order_by(
+            direction(User.name_key), direction(User.id)
+        )
+        if status is not None:
+            inner = inner.where(User.status == status)
+        if after is not None:
+            inner = inner.where(after)
+        # OFFSET 0 keeps the walk a walk: the planner would otherwise merge it into the
+        # outer query and, not counting on the covering index, sort every match instead.
+        walk = inner.offset(0).subquery("walk")
+        hits = select(walk.c.id)
+        if q:
+            hits = hits.where(contains(dialect, q, walk.c.search_text))
+        if role_id is not None:
+            hits = hits.where(_has_role(role_id, walk.c.id))
+        hits = hits.order_by(direction(walk.c.name_key), direction(walk.c.id))
+    else:
+        # SQLite walks the covering index in order for this as it stands.
+        hits = select(User.id)
+        if q:
+            hits = hits.where(contains(dialect, q))
+        if status is not None:
+            hits = hits.where(User.status == status)
+        if after is not None:
+            hits = hits.where(after)
+        if role_id is not None:
+            hits = hits.where(_has_role(role_id))
+        hits = hits.order_by(direction(User.name_key), direction(User.id))
+    hits = hits.limit(limit + 1)
+    return list(
+        await session.scalars(
+            select(User)
+            .where(User.id.in_(hits.scalar_subquery()))
+            .options(selectinload(User.roles), selectinload(User.created_by))
+            .order_by(direction(User.name_key), direction(User.id))
+        )
+    )
 
 
 async def list_users(
@@ -170,28 +331,51 @@ async def list_users(
         raise InvalidInput.one("q", "length", f"must be at most {MAX_QUERY_LENGTH} characters")
     role_id = await _role_id(session, role) if role else None
     conditions = _filters(session, q, role_id)
-
-    column = SORT_COLUMNS[field]
-    ordering: list[Any] = [column, User.id]
-    if q:
-        ordering = [_unindexed(c, dialect_of(session)) for c in ordering]
-    query: Select[User] = (
-        select(User)
-        .where(visible_users(viewer), *conditions)
-        .options(selectinload(User.roles), selectinload(User.created_by))
-        .order_by(*(desc(c) if descending else asc(c) for c in ordering))
-        .limit(limit + 1)
+    after = (
+        _after(field, descending, *_decode_cursor(cursor, field, descending)) if cursor else None
     )
-    if status is not None:
-        query = query.where(User.status == status)
-    if cursor:
-        query = query.where(_after(field, descending, *_decode_cursor(cursor, field, descending)))
-    users = list(await session.scalars(query))
+
+    # The counts first: how many match decides how the page is best found.
+    counts, estimated = await _counts(
+        session, totals=await _status_totals(session), q=q, role_id=role_id, conditions=conditions
+    )
+    matching = counts[status.value if status else "all"]
+    many = matching > WALK_FROM or bool(q and not indexed(dialect_of(session), q))
+    if conditions and field == "name" and many:
+        users = await _walk(
+            session,
+            q=q,
+            role_id=role_id,
+            status=status,
+            descending=descending,
+            after=after,
+            limit=limit,
+        )
+    else:
+        column = SORT_COLUMNS[field]
+        ordering: list[Any] = [column, User.id]
+        if conditions:
+            # Few matches (or another order than by name): found through the search or
+            # role index and sorted, rather than tested one by one along the sort order
+            # until a page is full.
+            ordering = [_unindexed(c, dialect_of(session)) for c in ordering]
+        query: Select[User] = (
+            select(User)
+            .where(visible_users(viewer), *conditions)
+            .options(selectinload(User.roles), selectinload(User.created_by))
+            .order_by(*(desc(c) if descending else asc(c) for c in ordering))
+            .limit(limit + 1)
+        )
+        if status is not None:
+            query = query.where(User.status == status)
+        if after is not None:
+            query = query.where(after)
+        users = list(await session.scalars(query))
     next_cursor = None
     if len(users) > limit:
         users = users[:limit]
         next_cursor = _cursor_at(users[-1], field, descending)
-    return UserPage(items=users, next_cursor=next_cursor, counts=await _counts(session, conditions))
+    return UserPage(items=users, next_cursor=next_cursor, counts=counts, counts_estimated=estimated)
 
 
 def _cursor_at(user: User, field: str, descending: bool) -> str:
@@ -209,6 +393,7 @@ class UserWindow:
     counts: dict[str, int]
     before: str | None
     after: str | None
+    counts_estimated: bool = False
 
 
 async def browse_users(
@@ -233,7 +418,13 @@ async def browse_users(
         page = await list_users(session, sort=sort, cursor=after, **filters)  # type: ignore[arg-type]
         items = page.items
         back = _cursor_at(items[0], field, not descending) if after and items else None
-        return UserWindow(items, page.counts, before=back, after=page.next_cursor)
+        return UserWindow(
+            items,
+            page.counts,
+            before=back,
+            after=page.next_cursor,
+            counts_estimated=page.counts_estimated,
+        )
     reverse_sort = ("" if descending else "-") + field
     try:
         page = await list_users(session, sort=reverse_sort, cursor=before, **filters)  # type: ignore[arg-type]
@@ -242,7 +433,13 @@ async def browse_users(
         raise InvalidInput(errors) from None
     items = page.items[::-1]
     forward = _cursor_at(items[-1], field, descending) if before and items else None
-    return UserWindow(items, page.counts, before=page.next_cursor, after=forward)
+    return UserWindow(
+        items,
+        page.counts,
+        before=page.next_cursor,
+        after=forward,
+        counts_estimated=page.counts_estimated,
+    )
 
 
 async def get_user(session: AsyncSession, *, viewer: Actor, user_id: str) -> User:
