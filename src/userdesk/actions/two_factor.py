@@ -71,6 +71,11 @@ def _required(user: User, workspace: Workspace) -> bool:
     return user.type is UserType.HUMAN and required_for(user, workspace)
 
 
+def must_enrol_in(user: User, workspace: Workspace) -> bool:
+    """must_enrol with the workspace at hand (`user.roles` loaded)."""
+    return not has_two_factor(user) and bool(user.roles) and _required(user, workspace)
+
+
 async def must_enrol(session: AsyncSession, user: User) -> bool:
     """A human without 2FA holding a role the workspace requires it for. `user.roles` must
     be loaded; the workspace is read only when the answer may be yes."""

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from userdesk.actions import two_factor
 from userdesk.actions.context import Actor
@@ -21,24 +21,30 @@ async def actor_for_token(
     session: AsyncSession, token: str, *, ip: str | None, user_agent: str | None
 ) -> tuple[Actor, ApiToken] | None:
     """The actor behind a live token of a user who is not deactivated, else None."""
+    # One statement: the token, its user with their roles, and the workspace's rules.
     row = (
-        await session.execute(
-            select(ApiToken, User)
-            .join(User, User.id == ApiToken.user_id)
-            .where(ApiToken.digest == token_digest(token), ApiToken.revoked_at.is_(None))
-            .options(selectinload(User.roles))
+        (
+            await session.execute(
+                select(ApiToken, User, Workspace)
+                .join(User, User.id == ApiToken.user_id)
+                .join(Workspace, Workspace.id == WORKSPACE_ID)
+                .where(ApiToken.digest == token_digest(token), ApiToken.revoked_at.is_(None))
+                .options(joinedload(User.roles))
+            )
         )
-    ).first()
+        .unique()
+        .first()
+    )
     if row is None:
         return None
-    api_token, user = row
+    api_token, user, workspace = row
     now = services_of(session).clock.now()
     if api_token.expires_at is not None and api_token.expires_at <= now:
         return None
     if user.status is UserStatus.DEACTIVATED:
         return None
     actor = replace(
-        await _actor(session, user, ip, user_agent),
+        _actor(user, workspace, ip, user_agent),
         via_token=True,
         token_expires_at=api_token.expires_at,
     )
@@ -52,9 +58,9 @@ async def actor_for_token(
     return actor, api_token
 
 
-async def _actor(
-    session: AsyncSession,
+def _actor(
     user: User,
+    workspace: Workspace,
     ip: str | None,
     user_agent: str | None,
     *,
@@ -68,7 +74,7 @@ async def _actor(
         ip=ip,
         user_agent=user_agent,
         must_change_password=by_password and user.require_password_change,
-        must_enrol_two_factor=await two_factor.must_enrol(session, user),
+        must_enrol_two_factor=two_factor.must_enrol_in(user, workspace),
     )
 
 
@@ -78,17 +84,24 @@ async def actor_for_session(
     """The actor behind an open session cookie: not revoked, not past its absolute expiry,
     used within the workspace's idle timeout, of a user who is not deactivated."""
     row = (
-        await session.execute(
-            select(LoginSession, User, Workspace.session_idle_minutes)
-            .join(User, User.id == LoginSession.user_id)
-            .join(Workspace, Workspace.id == WORKSPACE_ID)
-            .where(LoginSession.digest == token_digest(secret), LoginSession.revoked_at.is_(None))
-            .options(selectinload(User.roles))
+        (
+            await session.execute(
+                select(LoginSession, User, Workspace)
+                .join(User, User.id == LoginSession.user_id)
+                .join(Workspace, Workspace.id == WORKSPACE_ID)
+                .where(
+                    LoginSession.digest == token_digest(secret), LoginSession.revoked_at.is_(None)
+                )
+                .options(joinedload(User.roles))
+            )
         )
-    ).first()
+        .unique()
+        .first()
+    )
     if row is None:
         return None
-    login_session, user, idle_minutes = row
+    login_session, user, workspace = row
+    idle_minutes = workspace.session_idle_minutes
     now = services_of(session).clock.now()
     if now >= login_session.expires_at or now - login_session.last_seen_at >= timedelta(
         minutes=idle_minutes
@@ -96,4 +109,4 @@ async def actor_for_session(
         return None
     if user.status is UserStatus.DEACTIVATED:
         return None
-    return await _actor(session, user, ip, user_agent, by_password=True), login_session
+    return _actor(user, workspace, ip, user_agent, by_password=True), login_session

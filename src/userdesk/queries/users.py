@@ -28,7 +28,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute, selectinload
+from sqlalchemy.orm import InstrumentedAttribute, joinedload, selectinload
 
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import fold
@@ -443,10 +443,17 @@ async def browse_users(
 
 
 async def get_user(session: AsyncSession, *, viewer: Actor, user_id: str) -> User:
-    user = await session.scalar(
-        select(User)
-        .where(User.public_id == user_id, visible_users(viewer))
-        .options(selectinload(User.roles), selectinload(User.created_by))
+    # One statement: the user, their roles and their creator, joined.
+    user = (
+        (
+            await session.scalars(
+                select(User)
+                .where(User.public_id == user_id, visible_users(viewer))
+                .options(joinedload(User.roles), joinedload(User.created_by))
+            )
+        )
+        .unique()
+        .first()
     )
     if user is None:
         raise NotFound(f"no user with id {user_id}")
