@@ -389,6 +389,16 @@ def rss_mb(pid: int) -> dict[str, float]:
     return {"rss_mb": values.get("VmRSS", 0.0), "peak_rss_mb": values.get("VmHWM", 0.0)}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _per_request(seconds: float, run: dict[str, float]) -> float:
+    return round(seconds * 1000 / max(run["requests"], 1), 1)
+
+
 def children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(p) for p in path.read_text().split()] if path.exists() else []
@@ -500,7 +510,7 @@ def run_userdesk(
         process = subprocess.Popen(serve_command(), env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_for(f"{base}/healthz", process, log)
-        result = _drive_userdesk(base, prepared["token"], marks, args)
+        result = _drive_userdesk(base, prepared["token"], marks, args, process.pid)
         result.update(rss_mb(process.pid))
     finally:
         stop(process)
@@ -514,7 +524,7 @@ def run_userdesk(
 
 
 def _drive_userdesk(
-    base: str, token: str, marks: Landmarks, args: argparse.Namespace
+    base: str, token: str, marks: Landmarks, args: argparse.Namespace, server: int
 ) -> dict[str, Any]:
     auth = {"Authorization": f"Bearer {token}"}
     api = httpx.Client(base_url=base, headers=auth, timeout=120)
@@ -609,6 +619,7 @@ def _drive_userdesk(
     print(f"  {'sign_in':16} {_line(results['sign_in'])}", flush=True)
     cores = os.cpu_count() or 1
     bound = argon2_bound(Settings(), threads=cores, seconds=args.throughput_seconds)
+    used = cpu_seconds(server)
     throughput = concurrently(
         lambda: httpx.Client(base_url=base, timeout=120),
         sign_in,
@@ -616,6 +627,10 @@ def _drive_userdesk(
         seconds=args.throughput_seconds,
         expect=200,
     )
+    throughput["server_cpu_ms"] = _per_request(cpu_seconds(server) - used, throughput)
+    # What one verify costs the CPU, from the raw rate on `cores` threads.
+    throughput["hash_cpu_ms"] = round(cores * 1000 / bound["verifies_per_second"], 1)
+    used = cpu_seconds(server)
     create_rate = concurrently(
         lambda: httpx.Client(base_url=base, headers=auth, timeout=120),
         lambda client, i: client.post(
@@ -631,6 +646,7 @@ def _drive_userdesk(
         seconds=args.throughput_seconds,
         expect=201,
     )
+    create_rate["server_cpu_ms"] = _per_request(cpu_seconds(server) - used, create_rate)
     signin = {
         "throughput": throughput,
         "argon2": bound,
@@ -638,7 +654,9 @@ def _drive_userdesk(
     }
     print(
         f"  sign-in throughput {throughput['rps']}/s, raw argon2id {bound['verifies_per_second']}/s"
-        f" ({signin['share_of_bound']:.0%}); creating {create_rate['rps']} users/s",
+        f" ({signin['share_of_bound']:.0%}); server CPU {throughput['server_cpu_ms']} ms per "
+        f"sign-in, of which the hash {throughput['hash_cpu_ms']} ms; creating "
+        f"{create_rate['rps']} users/s at {create_rate['server_cpu_ms']} ms CPU each",
         flush=True,
     )
     for client in (api, console, signer):
@@ -764,9 +782,13 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{signin['argon2']['verifies_per_second']}/s on {signin['argon2']['threads']} "
                 f"threads (t={signin['argon2']['time_cost']}, "
                 f"m={signin['argon2']['memory_kib']} KiB, p={signin['argon2']['parallelism']}): "
-                f"{signin['share_of_bound']:.0%} of the bound. Creating users: "
-                f"{ours['create_throughput']['rps']}/s with {ours['create_throughput']['workers']}"
-                f" clients. Server memory: {ours['rss_mb']} MB RSS after the run "
+                f"{signin['share_of_bound']:.0%} of the bound. The server spent "
+                f"{signin['throughput'].get('server_cpu_ms', '?')} ms of CPU per sign-in, of "
+                f"which the hash is {signin['throughput'].get('hash_cpu_ms', '?')} ms. Creating "
+                f"users: {ours['create_throughput']['rps']}/s with "
+                f"{ours['create_throughput']['workers']} clients, "
+                f"{ours['create_throughput'].get('server_cpu_ms', '?')} ms of server CPU each. "
+                f"Server memory: {ours['rss_mb']} MB RSS after the run "
                 f"(peak {ours['peak_rss_mb']} MB)"
                 + (f"; Django worker {peer['rss_mb']} MB" if peer else "")
                 + f". Load: {ours['load_seconds']} s"
