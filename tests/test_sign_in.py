@@ -317,3 +317,43 @@ async def test_a_password_changed_while_signing_in_is_judged_against_the_new_has
         )
     assert result.user is None and result.secret is None
     assert (await _login(client, "swap", "an entirely new passphrase")).status_code == 200
+
+
+async def test_an_account_unlocked_between_the_two_steps_is_judged_on_its_password(
+    client: httpx.AsyncClient, directory: Directory, database: Database
+) -> None:
+    """The early check of a locked account hashes the decoy and compares nothing; if an
+    administrator unlocks the account before the attempt is judged, the right password
+    must then be compared and let in, not counted as wrong."""
+    from sqlalchemy import select
+
+    from userdesk.actions import auth as auth_actions
+    from userdesk.actions.inputs import SignIn
+    from userdesk.models import SignInThrottle, User
+
+    user = await directory.create("lou", password=PASSWORD)
+    async with database.transaction() as session:
+        row_id = await session.scalar(select(User.id).where(User.public_id == user["id"]))
+        now = database.services.clock.now()
+        session.add(
+            SignInThrottle(
+                key=f"account:{row_id}",
+                failures=5,
+                window_started_at=now,
+                last_failure_at=now,
+                locked_until=now + timedelta(minutes=15),
+            )
+        )
+    attempt = SignIn(login="lou", password=PASSWORD)
+    async with database.reader() as session:
+        checked = await auth_actions.check_sign_in_password(session, data=attempt, ip=None)
+    assert checked is not None and checked.locked and not checked.matched
+    unlocked = await client.post(
+        f"/api/v1/users/{user['id']}/unlock", headers=directory.owner.headers
+    )
+    assert unlocked.status_code == 200, unlocked.text
+    async with database.transaction() as session:
+        result = await auth_actions.sign_in(
+            session, data=attempt, ip=None, user_agent=None, checked=checked
+        )
+    assert result.user is not None and result.secret is not None

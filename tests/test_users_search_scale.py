@@ -79,7 +79,9 @@ async def _pages(database: Database, pages: int, **params: Any) -> tuple[list[in
 
 
 @pytest.fixture
-async def crowd(database: Database) -> list[dict[str, Any]]:
+async def crowd(database: Database, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    # The sample is taken from 50,000 users on; here from these 20,000.
+    monkeypatch.setattr(user_queries, "SAMPLE_FROM", PEOPLE // 2)
     await load(database, PEOPLE, seed=11)
     await analyze(database)
     return await _everyone(database)
@@ -95,6 +97,7 @@ CASES: list[dict[str, Any]] = [
     {"q": "", "role": "user", "status": "deactivated"},
     {"q": "", "role": "admin"},
     {"q": "", "role": "owner"},  # nobody: a walk would read the whole index for nothing
+    {"q": "an", "role": "owner"},  # two letters, but the role narrows first
     {"q": "example.org"},
 ]
 
@@ -129,7 +132,9 @@ async def test_counts_are_exact_or_flagged_estimates_close_to_the_truth(
     database: Database, crowd: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Few matches: exact. (20,000 users is more than the sample, so the sample is used.)
-    assert PEOPLE > user_queries.SAMPLE_BLOCKS * user_queries.SAMPLE_BLOCK
+    assert (
+        PEOPLE > user_queries.SAMPLE_FROM > user_queries.SAMPLE_BLOCKS * user_queries.SAMPLE_BLOCK
+    )
     rare = "ü"
     truth = Counter(u["status"] for u in _expected(crowd, rare, None, None))
     _, page = await _pages(database, 1, q=rare)
@@ -176,3 +181,32 @@ async def test_estimates_are_labelled_in_the_api_and_on_the_console(
     assert tab and "estimate" in tab.group(1), page.text[:2000]
     assert int(tab.group(2).replace(",", "")) == api.json()["counts"]["all"]
     assert "shown of <abbr" in page.text and ">about " in page.text
+
+
+async def test_a_run_of_matches_in_one_sampled_block_is_counted_not_extrapolated(
+    database: Database, crowd: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sixty people next to each other in id order (one company imported at once) who all
+    fall in the first sampled block: extrapolated, they would read as hundreds."""
+    from userdesk.actions.inputs import UserUpdate
+    from userdesk.actions.users import update_user
+
+    monkeypatch.setattr(user_queries, "EXACT_COUNT_LIMIT", 10)
+    first = sorted(u["id"] for u in crowd)[:60]
+    async with database.transaction() as session:
+        public = dict(
+            (await session.execute(select(User.id, User.public_id).where(User.id.in_(first)))).all()
+        )
+        for n, row_id in enumerate(first):
+            await update_user(
+                session,
+                actor=SYSTEM,
+                user_id=public[row_id],
+                data=UserUpdate(name=f"Zyxcorp Person {n}"),
+            )
+    ids, page = await _pages(database, 2, q="zyxcorp")
+    assert not page.counts_estimated
+    assert page.counts["all"] == 60 and len(ids) == 60
+    # Spread-out matches are still estimated (and never below what the page shows).
+    _, spread = await _pages(database, 1, q="smith")
+    assert spread.counts_estimated and spread.counts["all"] >= len(spread.items)

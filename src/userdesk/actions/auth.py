@@ -97,8 +97,12 @@ class PasswordCheck:
     user_id: str | None
     password_hash: str | None
     matched: bool
+    # The account was locked: the decoy was hashed, the password never compared.
+    locked: bool = False
 
-    def answers(self, user: User | None) -> bool:
+    def answers(self, user: User | None, *, locked: bool) -> bool:
+        if self.locked and not locked:
+            return False  # unlocked since: the password itself must be compared now
         if user is None:
             return self.user_id is None
         return self.user_id == user.public_id and self.password_hash == user.password_hash
@@ -136,14 +140,17 @@ async def check_sign_in_password(
         return None
     locked = isinstance(refused, throttle.AccountLocked)
     password_hash = found.password_hash if found is not None else None
+    passwords = services_of(session).passwords
+    # Nothing more is read: the connection goes back to the pool (and SQLite's snapshot is
+    # let go) for the tens of milliseconds of hashing.
+    await session.rollback()
     # A locked account's attempt costs a hash too (against the decoy), as it always did.
-    matched = await services_of(session).passwords.verify(
-        None if locked else password_hash, data.password
-    )
+    matched = await passwords.verify(None if locked else password_hash, data.password)
     return PasswordCheck(
         user_id=found.public_id if found is not None else None,
         password_hash=password_hash,
         matched=matched and not locked,
+        locked=locked,
     )
 
 
@@ -211,7 +218,7 @@ async def sign_in(
         attempt=attempt,
     )
     # Unknown users are checked against a decoy hash: the refusal takes as long either way.
-    if checked is not None and checked.answers(user):
+    if checked is not None and checked.answers(user, locked=False):
         matched = checked.matched
     else:
         matched = await services.passwords.verify(

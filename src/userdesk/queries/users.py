@@ -59,8 +59,10 @@ TABS = ("all", "pending", "active", "deactivated")
 # fewer; beyond it they are estimated from a sample and flagged as estimates (counting every
 # match of a broad search reads tens of thousands of rows at a million users).
 EXACT_COUNT_LIMIT = 2_000
-# The sample: this many blocks of consecutive ids, spread evenly over the table.
-SAMPLE_BLOCKS, SAMPLE_BLOCK = 64, 128
+# The sample: this many blocks of consecutive ids, spread evenly over the table; taken only
+# in tables of more than SAMPLE_FROM users (below, counting every match is as cheap).
+SAMPLE_BLOCKS, SAMPLE_BLOCK = 32, 128
+SAMPLE_FROM = 50_000
 # A search in name order matching more users than this walks the name index (which carries
 # the search text) for its page; fewer matches are found through the search index and sorted.
 WALK_FROM = EXACT_COUNT_LIMIT
@@ -169,10 +171,26 @@ def _about(n: float) -> int:
     return n if n < 100 else round(n, 2 - len(str(n)))
 
 
-async def _sampled(session: AsyncSession, tests: list[Any]) -> dict[str, tuple[int, int]]:
-    """Per status, (users in the sample, of them those passing `tests`). The sample is
-    SAMPLE_BLOCKS runs of consecutive ids spread over the table: primary-key ranges, read
-    without touching the rest."""
+@dataclass(frozen=True)
+class _Sample:
+    by_status: dict[str, tuple[int, int]]  # status: (users in the sample, of them matching)
+    blocks_hit: list[int]  # matches per block that has any
+
+    @property
+    def trustworthy(self) -> bool:
+        """Enough rows, and matches spread over the blocks: a run of matches that happens to
+        sit in one block (an import of one company's people) would be multiplied by the
+        table's size."""
+        hits = sum(self.blocks_hit)
+        present = sum(n for n, _ in self.by_status.values())
+        if present < SAMPLE_BLOCKS * SAMPLE_BLOCK // 4:
+            return False
+        return hits == 0 or (len(self.blocks_hit) >= 4 and max(self.blocks_hit) * 3 <= hits)
+
+
+async def _sampled(session: AsyncSession, tests: list[Any]) -> _Sample:
+    """The sample: SAMPLE_BLOCKS runs of consecutive ids spread over the table (primary-key
+    ranges, read without touching the rest), and how many of its users pass `tests`."""
     # Two subqueries: SQLite finds a lone min() or max() in the index, but scans for both.
     low, high = (
         await session.execute(
@@ -183,29 +201,40 @@ async def _sampled(session: AsyncSession, tests: list[Any]) -> dict[str, tuple[i
         )
     ).one()
     if low is None:
-        return {}
+        return _Sample({}, [])
     step = (high - low + 1) / SAMPLE_BLOCKS
     starts = [low + int(i * step) for i in range(SAMPLE_BLOCKS)]
     passing = func.sum(case((and_(*tests), 1), else_=0))
+    # Which block a row is in (blocks are far shorter than the step between their starts).
+    block = (User.id - low) // max(int(step), 1)
     if dialect_of(session) == "postgresql":
         ranges = or_(*(User.id.between(a, a + SAMPLE_BLOCK - 1) for a in starts))
-        query = select(User.status, func.count(), passing).where(ranges).group_by(User.status)
-        # A few thousand rows: starting parallel workers costs more than reading them.
+        query = (
+            select(User.status, block, func.count(), passing)
+            .where(ranges)
+            .group_by(User.status, block)
+        )
+        # A few thousand rows: starting parallel workers costs more than reading them (and
+        # the rest of this read-only transaction has no use for them either).
         await session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
-        rows = list(await session.execute(query))
-        await session.execute(text("RESET max_parallel_workers_per_gather"))
     else:
         # SQLite reads an OR of ranges by scanning; a join on a list of starts is a range
         # search of the primary key per start.
         blocks = union_all(*(select(literal(a).label("start")) for a in starts)).subquery("b")
         query = (
-            select(User.status, func.count(), passing)
+            select(User.status, block, func.count(), passing)
             .select_from(blocks)
             .join(User, User.id.between(blocks.c.start, blocks.c.start + SAMPLE_BLOCK - 1))
-            .group_by(User.status)
+            .group_by(User.status, block)
         )
-        rows = list(await session.execute(query))
-    return {UserStatus(st).value: (int(n), int(hits or 0)) for st, n, hits in rows}
+    by_status: dict[str, tuple[int, int]] = {}
+    per_block: dict[int, int] = {}
+    for status, index, n, hits in await session.execute(query):
+        key = UserStatus(status).value
+        seen, matched = by_status.get(key, (0, 0))
+        by_status[key] = (seen + int(n), matched + int(hits or 0))
+        per_block[int(index)] = per_block.get(int(index), 0) + int(hits or 0)
+    return _Sample(by_status, [h for h in per_block.values() if h])
 
 
 async def _counts(
@@ -217,12 +246,12 @@ async def _counts(
     conditions: list[Any],
 ) -> tuple[dict[str, int], bool]:
     """The tab counts, and whether they are estimates. Unfiltered, the counters' `totals`.
-    Under a search or role filter, in a table larger than the sample: the sample first,
-    then exact counting when it says few users match (through the search or role index,
-    cheap for few), else the sample's estimate."""
+    Under a search or role filter, in a table of more than SAMPLE_FROM users: the sample
+    first, then exact counting when it says few users match (through the search or role
+    index, cheap for few) or cannot be trusted, else the sample's estimate."""
     if not conditions:
         return _with_all(totals), False
-    if sum(totals.values()) > SAMPLE_BLOCKS * SAMPLE_BLOCK:
+    if sum(totals.values()) > SAMPLE_FROM:
         dialect = dialect_of(session)
         tests: list[Any] = [contains(dialect, q)] if q else []
         if role_id is not None:
@@ -231,9 +260,9 @@ async def _counts(
         estimate = {
             s.value: (hits / present * totals[s.value] if present else 0.0)
             for s in UserStatus
-            for present, hits in [sample.get(s.value, (0, 0))]
+            for present, hits in [sample.by_status.get(s.value, (0, 0))]
         }
-        if sum(estimate.values()) > EXACT_COUNT_LIMIT:
+        if sample.trustworthy and sum(estimate.values()) > EXACT_COUNT_LIMIT:
             rounded = {status: _about(n) for status, n in estimate.items()}
             return {"all": _about(sum(estimate.values())), **rounded}, True
     counts = {status.value: 0 for status in UserStatus}
@@ -340,8 +369,11 @@ async def list_users(
         session, totals=await _status_totals(session), q=q, role_id=role_id, conditions=conditions
     )
     matching = counts[status.value if status else "all"]
-    many = matching > WALK_FROM or bool(q and not indexed(dialect_of(session), q))
-    if conditions and field == "name" and many:
+    many = matching > WALK_FROM
+    # A search no index serves is walked whatever its count (sorting would read the whole
+    # table), unless a role narrows the candidates first.
+    unserved = bool(q) and not indexed(dialect_of(session), q) and role_id is None
+    if conditions and field == "name" and (many or unserved):
         users = await _walk(
             session,
             q=q,
@@ -354,10 +386,10 @@ async def list_users(
     else:
         column = SORT_COLUMNS[field]
         ordering: list[Any] = [column, User.id]
-        if conditions:
-            # Few matches (or another order than by name): found through the search or
-            # role index and sorted, rather than tested one by one along the sort order
-            # until a page is full.
+        if q or (conditions and not many):
+            # Matches found through the search or role index and sorted, rather than
+            # tested one by one along the sort order until a page is full: the way for few
+            # matches, and for a search in another order than by name.
             ordering = [_unindexed(c, dialect_of(session)) for c in ordering]
         query: Select[User] = (
             select(User)
@@ -375,6 +407,10 @@ async def list_users(
     if len(users) > limit:
         users = users[:limit]
         next_cursor = _cursor_at(users[-1], field, descending)
+    if estimated:  # an estimate never says fewer than the page shows
+        tab = status.value if status else "all"
+        counts[tab] = max(counts[tab], len(users))
+        counts["all"] = max(counts["all"], counts[tab])
     return UserPage(items=users, next_cursor=next_cursor, counts=counts, counts_estimated=estimated)
 
 
