@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import selectinload
 
 from userdesk.actions import two_factor
 from userdesk.actions.context import Actor
@@ -21,7 +21,8 @@ async def actor_for_token(
     session: AsyncSession, token: str, *, ip: str | None, user_agent: str | None
 ) -> tuple[Actor, ApiToken] | None:
     """The actor behind a live token of a user who is not deactivated, else None."""
-    # One statement: the token, its user with their roles, and the workspace's rules.
+    # The token, its user and the workspace's rules in one statement; the roles in a second
+    # (joined in, SQLite would read every user's roles to build the join).
     row = (
         (
             await session.execute(
@@ -29,7 +30,7 @@ async def actor_for_token(
                 .join(User, User.id == ApiToken.user_id)
                 .join(Workspace, Workspace.id == WORKSPACE_ID)
                 .where(ApiToken.digest == token_digest(token), ApiToken.revoked_at.is_(None))
-                .options(joinedload(User.roles))
+                .options(selectinload(User.roles))
             )
         )
         .unique()
@@ -92,7 +93,7 @@ async def actor_for_session(
                 .where(
                     LoginSession.digest == token_digest(secret), LoginSession.revoked_at.is_(None)
                 )
-                .options(joinedload(User.roles))
+                .options(selectinload(User.roles))
             )
         )
         .unique()

@@ -479,17 +479,12 @@ async def browse_users(
 
 
 async def get_user(session: AsyncSession, *, viewer: Actor, user_id: str) -> User:
-    # One statement: the user, their roles and their creator, joined.
-    user = (
-        (
-            await session.scalars(
-                select(User)
-                .where(User.public_id == user_id, visible_users(viewer))
-                .options(joinedload(User.roles), joinedload(User.created_by))
-            )
-        )
-        .unique()
-        .first()
+    # The user and their creator joined; the roles in a second statement (joined in, SQLite
+    # would read every user's roles to build the join).
+    user = await session.scalar(
+        select(User)
+        .where(User.public_id == user_id, visible_users(viewer))
+        .options(selectinload(User.roles), joinedload(User.created_by))
     )
     if user is None:
         raise NotFound(f"no user with id {user_id}")
