@@ -14,6 +14,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from userdesk.actions.context import Actor
@@ -47,6 +49,7 @@ BACKENDS = [
 ]
 # For tests of PostgreSQL's row locks; SQLite runs one writer at a time and has none to test.
 postgres_only = pytest.mark.parametrize("database_url", BACKENDS[1:], indirect=True)
+sqlite_only = pytest.mark.parametrize("database_url", BACKENDS[:1], indirect=True)
 TEST_SETTINGS = dict(argon2_time_cost=1, argon2_memory_kib=8, argon2_parallelism=1)
 _counter = itertools.count()
 
@@ -250,6 +253,22 @@ class Directory:
 @pytest.fixture
 async def directory(client: httpx.AsyncClient, database: Database, owner: Account) -> Directory:
     return Directory(client, database, owner)
+
+
+@contextmanager
+def statements(database: Database) -> Iterator[list[tuple[str, Any]]]:
+    """Every SQL statement sent to the database while the block runs, with its parameters."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        seen.append((statement, parameters))
+
+    engine = database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 # Real processes (`userdesk serve`) for the CLI and fuzz tests.

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from bench.population import analyze, load
-from tests.conftest import postgres_only
+from tests.conftest import postgres_only, statements
 from userdesk.actions.context import Actor
 from userdesk.db import Database
 from userdesk.queries.users import browse_users, list_users
@@ -21,32 +20,17 @@ SYSTEM = Actor.system("plans")
 PEOPLE = 30_000
 
 
-@contextmanager
-def captured(database: Database) -> Iterator[list[tuple[str, Any]]]:
-    seen: list[tuple[str, Any]] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        seen.append((statement, parameters))
-
-    engine = database.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 def scans(plan: dict[str, Any]) -> Iterator[tuple[str, str]]:
     yield plan["Node Type"], plan.get("Relation Name", "")
     for child in plan.get("Plans", []):
         yield from scans(child)
 
 
-async def plans_of(database: Database, statements: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+async def plans_of(database: Database, seen: list[tuple[str, Any]]) -> list[dict[str, Any]]:
     plans = []
     async with database.reader() as session:
         connection = await session.connection()
-        for statement, parameters in statements:
+        for statement, parameters in seen:
             if not statement.lstrip().upper().startswith("SELECT"):
                 continue
             result = await connection.exec_driver_sql(
@@ -86,11 +70,11 @@ async def test_users_page_queries_never_read_the_whole_users_table(database: Dat
         "a selective search": {"q": rare},
     }
     for case, params in cases.items():
-        with captured(database) as statements:
+        with statements(database) as seen:
             async with database.reader() as session:
                 window = await browse_users(session, viewer=SYSTEM, limit=100, **params)
         assert window.items, case
-        for explained in await plans_of(database, statements):
+        for explained in await plans_of(database, seen):
             full = [
                 relation
                 for node, relation in scans(explained["plan"]["Plan"])

@@ -13,15 +13,14 @@ import json
 import random
 import unicodedata
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import event, select, text, update
+from sqlalchemy import select, text, update
 
-from tests.conftest import Account, Directory
+from tests.conftest import Account, Directory, statements
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import UserCreate
 from userdesk.actions.users import activate_user, create_user, deactivate_user
@@ -220,22 +219,6 @@ def cursor_text(cursor: str) -> str:
 def make_cursor(payload: Any) -> str:
     raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-@contextmanager
-def statements(database: Database) -> Iterator[list[str]]:
-    """Every SQL statement sent to the database while the block runs."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    engine = database.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 # The directory most tests read: ties on every sort key, mixed case and non-ASCII names,

@@ -7,12 +7,12 @@ from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
 from userdesk.actions import two_factor
 from userdesk.actions.context import Actor
 from userdesk.actions.rules import permissions_of
 from userdesk.models import WORKSPACE_ID, ApiToken, LoginSession, User, UserStatus, Workspace
+from userdesk.queries.users import roles_joined
 from userdesk.security.randomness import token_digest
 from userdesk.services import services_of
 
@@ -21,16 +21,16 @@ async def actor_for_token(
     session: AsyncSession, token: str, *, ip: str | None, user_agent: str | None
 ) -> tuple[Actor, ApiToken] | None:
     """The actor behind a live token of a user who is not deactivated, else None."""
-    # The token, its user and the workspace's rules in one statement; the roles in a second
-    # (joined in, SQLite would read every user's roles to build the join).
+    # The token, its user, their roles and the workspace's rules in one statement.
     row = (
         (
             await session.execute(
-                select(ApiToken, User, Workspace)
-                .join(User, User.id == ApiToken.user_id)
-                .join(Workspace, Workspace.id == WORKSPACE_ID)
-                .where(ApiToken.digest == token_digest(token), ApiToken.revoked_at.is_(None))
-                .options(selectinload(User.roles))
+                roles_joined(
+                    select(ApiToken, User, Workspace)
+                    .join(User, User.id == ApiToken.user_id)
+                    .join(Workspace, Workspace.id == WORKSPACE_ID)
+                    .where(ApiToken.digest == token_digest(token), ApiToken.revoked_at.is_(None))
+                )
             )
         )
         .unique()
@@ -87,13 +87,15 @@ async def actor_for_session(
     row = (
         (
             await session.execute(
-                select(LoginSession, User, Workspace)
-                .join(User, User.id == LoginSession.user_id)
-                .join(Workspace, Workspace.id == WORKSPACE_ID)
-                .where(
-                    LoginSession.digest == token_digest(secret), LoginSession.revoked_at.is_(None)
+                roles_joined(
+                    select(LoginSession, User, Workspace)
+                    .join(User, User.id == LoginSession.user_id)
+                    .join(Workspace, Workspace.id == WORKSPACE_ID)
+                    .where(
+                        LoginSession.digest == token_digest(secret),
+                        LoginSession.revoked_at.is_(None),
+                    )
                 )
-                .options(selectinload(User.roles))
             )
         )
         .unique()
