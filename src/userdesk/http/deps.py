@@ -18,7 +18,9 @@ SESSION_COOKIE = "userdesk_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
+    # async so FastAPI calls it on the event loop: a plain function is sent to the thread
+    # pool, a round trip between threads on every request for an attribute read.
     return request.app.state.database
 
 
