@@ -204,6 +204,26 @@ def _hits(response: httpx.Response) -> int | None:
     return counts.get("all") if isinstance(counts, dict) else None
 
 
+def _for_seconds(
+    work: Callable[[int, float], int], threads: int, seconds: float
+) -> tuple[int, float]:
+    """Run work(slot, deadline) on `threads` threads at once, each returning how many it did
+    by the shared deadline (`seconds` from now): the total, and the seconds it took."""
+    done = [0] * threads
+    started = time.perf_counter()
+    stop = started + seconds
+
+    def run(slot: int) -> None:
+        done[slot] = work(slot, stop)
+
+    pool = [threading.Thread(target=run, args=(slot,)) for slot in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return sum(done), time.perf_counter() - started
+
+
 def concurrently(
     make_client: Callable[[], httpx.Client],
     call: Callable[[httpx.Client, int], httpx.Response],
@@ -213,11 +233,9 @@ def concurrently(
     expect: int,
 ) -> dict[str, float]:
     """`workers` clients calling as fast as answers come, for `seconds`: requests per second."""
-    done = [0] * workers
     errors: list[str] = []
-    stop = time.perf_counter() + seconds
 
-    def work(slot: int) -> None:
+    def work(slot: int, stop: float) -> int:
         with make_client() as client:
             n = 0
             while time.perf_counter() < stop and not errors:
@@ -225,18 +243,12 @@ def concurrently(
                 if response.status_code != expect:
                     errors.append(f"{response.status_code}: {response.text[:200]}")
                 n += 1
-            done[slot] = n
+            return n
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=work, args=(slot,)) for slot in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
+    requests, elapsed = _for_seconds(work, workers, seconds)
     if errors:
         raise RuntimeError(f"concurrent run failed: {errors[0]}")
-    return {"workers": workers, "requests": sum(done), "rps": round(sum(done) / elapsed, 1)}
+    return {"workers": workers, "requests": requests, "rps": round(requests / elapsed, 1)}
 
 
 def argon2_bound(settings: Settings, *, threads: int, seconds: float) -> dict[str, float]:
@@ -250,28 +262,36 @@ def argon2_bound(settings: Settings, *, threads: int, seconds: float) -> dict[st
         parallelism=settings.argon2_parallelism,
     )
     digest = hasher.hash(PASSWORD)
-    done = [0] * threads
-    stop = time.perf_counter() + seconds
 
-    def work(slot: int) -> None:
+    def work(_slot: int, stop: float) -> int:
+        n = 0
         while time.perf_counter() < stop:
             hasher.verify(digest, PASSWORD)
-            done[slot] += 1
+            n += 1
+        return n
 
-    started = time.perf_counter()
-    pool = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    elapsed = time.perf_counter() - started
+    verifies, elapsed = _for_seconds(work, threads, seconds)
     return {
         "threads": threads,
-        "verifies_per_second": round(sum(done) / elapsed, 1),
+        "verifies_per_second": round(verifies / elapsed, 1),
         "time_cost": settings.argon2_time_cost,
         "memory_kib": settings.argon2_memory_kib,
         "parallelism": settings.argon2_parallelism,
     }
+
+
+def python_speed() -> float:
+    """Milliseconds one core takes for a fixed piece of pure-Python work (best of five): the
+    machine's speed when the run was made. Shared virtual machines differ from day to day,
+    and every request here is mostly Python; set runs side by side with this in view."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i % 7
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
 
 
 # --- the population's landmarks --------------------------------------------------------------
@@ -339,6 +359,7 @@ def machine(postgres_url: str | None) -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
+        "python_loop_ms": python_speed(),
     }
     if postgres_url:
         with psycopg.connect(_sync_url(postgres_url, "postgres")) as conn:
@@ -746,6 +767,19 @@ def _ms(value: float | None) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
+def _speed_line(m: dict[str, Any]) -> list[str]:
+    if "python_loop_ms" not in m:
+        return []
+    end = m.get("python_loop_ms_end")
+    return [
+        "The machine's speed during the run: a fixed pure-Python loop (`python_speed()` in "
+        f"bench/run.py) took {m['python_loop_ms']} ms at the start"
+        + (f" and {end} ms at the end" if end else "")
+        + ". It varies between days on this shared virtual machine; compare runs with it.",
+        "",
+    ]
+
+
 def markdown(report: dict[str, Any]) -> str:
     runs = report["runs"]
     sizes = sorted({r["users"] for r in runs})
@@ -758,6 +792,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"userdesk {m['userdesk']} (FastAPI {m['fastapi']}, uvicorn {m['uvicorn']}, "
         f"SQLAlchemy {m['sqlalchemy']}), Django {m['django']} under gunicorn {m['gunicorn']}.",
         "",
+        *_speed_line(m),
         "Latency in milliseconds, one request at a time over a kept-alive connection after a "
         f"warm-up; rps is what that one client got. List pages are {PAGE} rows on both.",
         "",
@@ -1041,6 +1076,11 @@ def main() -> None:
                 report["runs"].append(run_peer(kind, theirs, marks, args, logs))
                 if not args.only:
                     write(report, args.out)
+    report["machine"]["python_loop_ms_end"] = python_speed()
+    if args.only:
+        print("(--only: a partial run, so bench/results is left as it was)")
+        return
+    write(report, args.out)
     print(f"results in {args.out}/results.md, results.json and p95.png")
 
 
