@@ -1,6 +1,6 @@
-"""What one authenticated request costs the database: the statements behind User Info, and
-on SQLite how each is executed (one user's roles are looked up by index, never built for
-every user first).
+"""What one authenticated request costs the database: the statements behind User Info and
+behind creating a user, and on SQLite how User Info's are executed (one user's roles are
+looked up by index, never built for every user first).
 
 The benchmark found both: a token check plus User Info took five statements in two reads,
 and joining the roles in the way the ORM writes it made SQLite read all of user_roles on
@@ -72,3 +72,26 @@ async def test_sqlite_looks_roles_up_by_user_for_the_caller_and_user_info(
             # SEARCH is an index lookup; SCAN of user_roles or users reads the whole table.
             full = [step for step in plan if step.startswith(("SCAN", "MATERIALIZE"))]
             assert not [s for s in full if "user_roles" in s or "users" in s], (sql, plan)
+
+
+async def test_creating_a_user_costs_a_fixed_set_of_statements(
+    client: httpx.AsyncClient, database: Database, owner: Account, directory: Directory
+) -> None:
+    await directory.create("first")  # the token's use is noted; later requests only read it
+    with statements(database) as seen:
+        made = await directory.create("second", roles=["user", "guest"])
+    sql = [statement.split()[0].upper() + " " + _table(statement) for statement, _ in seen]
+    assert made["roles"] == ["guest", "user"]
+    # The caller; the workspace (locked: seat checks are serialised), once; the roles; the
+    # caller's own user (the new user's creator); the uniqueness check; the writes; the audit.
+    assert sql.count("SELECT workspace") == 1, sql
+    assert not [s for s in sql if s == "UPDATE one_time_links"], sql  # a new user has none
+    assert len([s for s in sql if s.startswith("SELECT")]) <= 6, sql
+
+
+def _table(statement: str) -> str:
+    words = statement.replace("\n", " ").split()
+    for keyword in ("FROM", "INTO", "UPDATE"):
+        if keyword in words[:-1]:
+            return words[words.index(keyword) + 1]
+    return ""

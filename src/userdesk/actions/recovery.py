@@ -318,11 +318,15 @@ async def request_verification(
     )
 
 
-async def after_email_set(session: AsyncSession, user: User) -> dict[str, Any]:
+async def after_email_set(
+    session: AsyncSession, user: User, *, created: bool = False
+) -> dict[str, Any]:
     """For the actions that set a user's address (create, edit): open verification links
     (for an old address, or a pending change) end, and when the workspace requires verified
-    addresses an unverified one gets a link. Returns what to add to the caller's audit."""
-    await _close_links(session, user, LinkPurpose.EMAIL_VERIFICATION)
+    addresses an unverified one gets a link. Returns what to add to the caller's audit.
+    A user `created` in this transaction has no links yet (links go when their user does)."""
+    if not created:
+        await _close_links(session, user, LinkPurpose.EMAIL_VERIFICATION)
     workspace = await get_workspace(session)
     if (
         not workspace.email_verification_required

@@ -31,7 +31,11 @@ async def lock_workspace(session: AsyncSession) -> Workspace:
     checks and counter updates are serialised across processes (SQLite serialises writers
     anyway through BEGIN IMMEDIATE)."""
     workspace = await session.scalar(
-        select(Workspace).where(Workspace.id == WORKSPACE_ID).with_for_update()
+        select(Workspace)
+        .where(Workspace.id == WORKSPACE_ID)
+        .with_for_update()
+        # What the lock protects is read fresh, even if this transaction read the row before.
+        .execution_options(populate_existing=True)
     )
     assert workspace is not None, "the initial migration creates the workspace row"
     return workspace

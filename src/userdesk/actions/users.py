@@ -212,7 +212,7 @@ async def _create(
         await _queue_welcome(session, user)
     from userdesk.actions.recovery import after_email_set  # recovery builds on this module
 
-    changes.update(await after_email_set(session, user))
+    changes.update(await after_email_set(session, user, created=True))
     await record_for_user(
         session, actor=actor, event=AuditEvent.USER_CREATED, user=user, changes=changes
     )

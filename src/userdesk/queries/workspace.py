@@ -36,7 +36,9 @@ class Seats:
 
 
 async def get_workspace(session: AsyncSession) -> Workspace:
-    workspace = await session.scalar(select(Workspace).where(Workspace.id == WORKSPACE_ID))
+    # By primary key: a transaction that has read (or locked) the row already gets it from
+    # the session without asking the database again.
+    workspace = await session.get(Workspace, WORKSPACE_ID)
     assert workspace is not None, "the initial migration creates the workspace row"
     return workspace
 
