@@ -14,6 +14,8 @@ import httpx
 from tests.conftest import Account, Directory, sqlite_only, statements
 from userdesk.db import Database
 
+PASSWORD = "a-Very-good-password-2026"
+
 
 def _selects(seen: list[tuple[str, object]]) -> list[tuple[str, object]]:
     return [(sql, params) for sql, params in seen if sql.lstrip().upper().startswith("SELECT")]
@@ -95,3 +97,29 @@ def _table(statement: str) -> str:
         if keyword in words[:-1]:
             return words[words.index(keyword) + 1]
     return ""
+
+
+async def test_actions_on_a_user_lock_and_load_them_in_one_statement(
+    client: httpx.AsyncClient, database: Database, owner: Account, directory: Directory
+) -> None:
+    made = await directory.create("rhea", roles=["user", "guest"], password=PASSWORD)
+    login = {"login": "rhea", "password": PASSWORD}
+    assert (await client.post("/api/v1/auth/login", json=login)).status_code == 200
+
+    # Signing in: the password checked against the user read without a transaction; then,
+    # in it, their status (a pending user's first sign-in locks the workspace first), then
+    # the user locked with their roles and creator at once.
+    with statements(database) as seen:
+        signed_in = await client.post("/api/v1/auth/login", json=login)
+    assert signed_in.status_code == 200, signed_in.text
+    assert signed_in.json()["user"]["roles"] == ["guest", "user"]
+    reads = [_table(sql) for sql, _ in _selects(seen)]
+    assert reads.count("users") == 3 and "user_roles" not in reads, reads
+
+    # Deactivating: the same one statement for the target.
+    with statements(database) as seen:
+        done = await client.post(f"/api/v1/users/{made['id']}/deactivate", headers=owner.headers)
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "deactivated" and done.json()["created_by"] == owner.id
+    reads = [_table(sql) for sql, _ in _selects(seen)]
+    assert reads.count("users") == 1 and "user_roles" not in reads, reads

@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
 from userdesk.actions.context import Actor
 from userdesk.errors import Duplicate, InvalidInput, LastOwner, NotFound
 from userdesk.models import Role, User, UserStatus, UserType, user_roles
+from userdesk.queries.loading import creator_joined, roles_joined
 from userdesk.security.permissions import OWNER
 
 
@@ -21,12 +21,19 @@ def permissions_of(roles: Iterable[Role]) -> frozenset[str]:
 
 async def lock_user(session: AsyncSession, public_id: str) -> User:
     """Load a user with their roles and lock the row until the transaction ends."""
-    user = await session.scalar(
-        select(User)
-        .where(User.public_id == public_id)
-        .options(selectinload(User.roles), selectinload(User.created_by))
-        .with_for_update(of=User)
-        .execution_options(populate_existing=True)
+    # One statement: the user's row locked (FOR UPDATE OF users only; the joined roles and
+    # creator are read, not locked), their roles and their creator.
+    user = (
+        (
+            await session.scalars(
+                creator_joined(roles_joined(select(User).where(User.public_id == public_id)))
+                .order_by(Role.name)
+                .with_for_update(of=User)
+                .execution_options(populate_existing=True)
+            )
+        )
+        .unique()
+        .first()
     )
     if user is None:
         raise NotFound(f"no user with id {public_id}")

@@ -12,7 +12,7 @@ from userdesk.actions import two_factor
 from userdesk.actions.context import Actor
 from userdesk.actions.rules import permissions_of
 from userdesk.models import WORKSPACE_ID, ApiToken, LoginSession, User, UserStatus, Workspace
-from userdesk.queries.users import roles_joined
+from userdesk.queries.loading import roles_joined
 from userdesk.security.randomness import token_digest
 from userdesk.services import services_of
 

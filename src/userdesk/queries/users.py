@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -28,7 +28,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute, aliased, contains_eager, selectinload
+from sqlalchemy.orm import InstrumentedAttribute, selectinload
 
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import fold
@@ -36,6 +36,7 @@ from userdesk.db import dialect_of
 from userdesk.errors import InvalidInput, NotFound
 from userdesk.models import AvatarImage, Role, User, UserCount, UserStatus, user_roles
 from userdesk.queries import cursors
+from userdesk.queries.loading import creator_joined, roles_joined
 from userdesk.queries.search import contains, indexed, matches
 from userdesk.queries.visibility import visible_users
 from userdesk.security.permissions import OWNER, Permission
@@ -478,36 +479,16 @@ async def browse_users(
     )
 
 
-_S = TypeVar("_S", bound="Select[*tuple[Any, ...]]")
-
-
-def roles_joined(statement: _S) -> _S:
-    """`statement` (over User) with the user's roles loaded by the same statement.
-
-    The joins are written flat (users, then user_roles, then roles): the nested form the ORM
-    writes for `outerjoin(User.roles)`, `LEFT JOIN (user_roles JOIN roles)`, makes SQLite
-    build that inner join for every user before it looks one up (a full read of user_roles).
-    Meant for statements that find one user: each role is one more row of the answer.
-    """
-    return (
-        statement.outerjoin(user_roles, user_roles.c.user_id == User.id)
-        .outerjoin(Role, Role.id == user_roles.c.role_id)
-        .options(contains_eager(User.roles))
-    )
-
-
-_creator = aliased(User, name="creator")
-
-
 async def get_user(session: AsyncSession, *, viewer: Actor, user_id: str) -> User:
     # The user, their roles and their creator in one statement.
     user = (
         (
             await session.scalars(
-                roles_joined(select(User).where(User.public_id == user_id, visible_users(viewer)))
-                .outerjoin(_creator, User.created_by)
-                .options(contains_eager(User.created_by.of_type(_creator)))
-                .order_by(Role.name)
+                creator_joined(
+                    roles_joined(
+                        select(User).where(User.public_id == user_id, visible_users(viewer))
+                    )
+                ).order_by(Role.name)
             )
         )
         .unique()
