@@ -142,11 +142,34 @@ async def _role_id(session: AsyncSession, role: str) -> int:
     return role_id
 
 
-def _filters(session: AsyncSession, q: str | None, role_id: int | None) -> list[Any]:
+async def _few_holders(session: AsyncSession, role_id: int) -> list[int] | None:
+    """The ids of the role's holders when there are at most EXACT_COUNT_LIMIT, else None.
+
+    A role few people hold is best filtered by those ids, looked up by primary key. Left
+    to itself, PostgreSQL joins the role's index to a read of every user instead (it
+    judges ~1,500 lookups dearer than scanning 100,000 rows: 41 ms for a page at 100,000
+    users, and it grows with the table), and the holders are read from the role's index
+    alone, at most EXACT_COUNT_LIMIT + 1 of them, to find out.
+    """
+    ids = list(
+        await session.scalars(
+            select(user_roles.c.user_id)
+            .where(user_roles.c.role_id == role_id)
+            .limit(EXACT_COUNT_LIMIT + 1)
+        )
+    )
+    return ids if len(ids) <= EXACT_COUNT_LIMIT else None
+
+
+def _filters(
+    session: AsyncSession, q: str | None, role_id: int | None, holders: list[int] | None
+) -> list[Any]:
     conditions: list[Any] = []
     if q:
         conditions.append(matches(dialect_of(session), q))
-    if role_id is not None:
+    if holders is not None:
+        conditions.append(User.id.in_(holders))
+    elif role_id is not None:
         conditions.append(_has_role(role_id))
     return conditions
 
@@ -245,14 +268,16 @@ async def _counts(
     q: str,
     role_id: int | None,
     conditions: list[Any],
+    few: bool = False,
 ) -> tuple[dict[str, int], bool]:
     """The tab counts, and whether they are estimates. Unfiltered, the counters' `totals`.
     Under a search or role filter, in a table of more than SAMPLE_FROM users: the sample
     first, then exact counting when it says few users match (through the search or role
-    index, cheap for few) or cannot be trusted, else the sample's estimate."""
+    index, cheap for few) or cannot be trusted, else the sample's estimate. `few`: the
+    conditions are known to match few users (a role held by few), so they are counted."""
     if not conditions:
         return _with_all(totals), False
-    if sum(totals.values()) > SAMPLE_FROM:
+    if sum(totals.values()) > SAMPLE_FROM and not few:
         dialect = dialect_of(session)
         tests: list[Any] = [contains(dialect, q)] if q else []
         if role_id is not None:
@@ -360,14 +385,20 @@ async def list_users(
     if len(q) > MAX_QUERY_LENGTH:
         raise InvalidInput.one("q", "length", f"must be at most {MAX_QUERY_LENGTH} characters")
     role_id = await _role_id(session, role) if role else None
-    conditions = _filters(session, q, role_id)
+    holders = await _few_holders(session, role_id) if role_id is not None else None
+    conditions = _filters(session, q, role_id, holders)
     after = (
         _after(field, descending, *_decode_cursor(cursor, field, descending)) if cursor else None
     )
 
     # The counts first: how many match decides how the page is best found.
     counts, estimated = await _counts(
-        session, totals=await _status_totals(session), q=q, role_id=role_id, conditions=conditions
+        session,
+        totals=await _status_totals(session),
+        q=q,
+        role_id=role_id,
+        conditions=conditions,
+        few=holders is not None,
     )
     matching = counts[status.value if status else "all"]
     many = matching > WALK_FROM
