@@ -11,10 +11,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Select,
     and_,
+    any_,
     asc,
+    bindparam,
     case,
     desc,
     exists,
@@ -27,6 +30,7 @@ from sqlalchemy import (
     tuple_,
     union_all,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, selectinload
 
@@ -161,6 +165,15 @@ async def _few_holders(session: AsyncSession, role_id: int) -> list[int] | None:
     return ids if len(ids) <= EXACT_COUNT_LIMIT else None
 
 
+def _among(dialect: str, ids: list[int]) -> ColumnElement[bool]:
+    """users.id is one of `ids` (up to a few thousand). On PostgreSQL as one array
+    parameter: an IN list of 2,000 bound values cost ~10 ms of Python per statement to
+    render and send, more than the lookups it asks for."""
+    if dialect == "postgresql":
+        return User.id == any_(bindparam("ids", ids, type_=ARRAY(BigInteger)))
+    return User.id.in_(ids)
+
+
 def _filters(
     session: AsyncSession, q: str | None, role_id: int | None, holders: list[int] | None
 ) -> list[Any]:
@@ -168,7 +181,7 @@ def _filters(
     if q:
         conditions.append(matches(dialect_of(session), q))
     if holders is not None:
-        conditions.append(User.id.in_(holders))
+        conditions.append(_among(dialect_of(session), holders))
     elif role_id is not None:
         conditions.append(_has_role(role_id))
     return conditions
