@@ -282,8 +282,9 @@ def argon2_bound(settings: Settings, *, threads: int, seconds: float) -> dict[st
 
 def python_speed() -> float:
     """Milliseconds one core takes for a fixed piece of pure-Python work (best of five): the
-    machine's speed when the run was made. Shared virtual machines differ from day to day,
-    and every request here is mostly Python; set runs side by side with this in view."""
+    machine's raw speed when the run was made. A tight loop misses what a busy neighbour
+    does to caches and memory; runs of the server here swung by up to 2x while this read
+    about the same (BENCHMARKS.md)."""
     best = float("inf")
     for _ in range(5):
         started = time.perf_counter()
@@ -775,7 +776,8 @@ def _speed_line(m: dict[str, Any]) -> list[str]:
         "The machine's speed during the run: a fixed pure-Python loop (`python_speed()` in "
         f"bench/run.py) took {m['python_loop_ms']} ms at the start"
         + (f" and {end} ms at the end" if end else "")
-        + ". It varies between days on this shared virtual machine; compare runs with it.",
+        + ". It shows a change in the machine's raw speed; it did not track the swings of up "
+        "to 2x seen between runs of the server under load on this shared VM.",
         "",
     ]
 
