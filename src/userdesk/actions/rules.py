@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from userdesk.actions.context import Actor
 from userdesk.errors import Duplicate, InvalidInput, LastOwner, NotFound
 from userdesk.models import Role, User, UserStatus, UserType, user_roles
-from userdesk.queries.loading import creator_joined, roles_joined
+from userdesk.queries.loading import user_joined
 from userdesk.security.permissions import OWNER
 
 
@@ -26,8 +26,7 @@ async def lock_user(session: AsyncSession, public_id: str) -> User:
     user = (
         (
             await session.scalars(
-                creator_joined(roles_joined(select(User).where(User.public_id == public_id)))
-                .order_by(Role.name)
+                user_joined(select(User).where(User.public_id == public_id))
                 .with_for_update(of=User)
                 .execution_options(populate_existing=True)
             )

@@ -39,3 +39,9 @@ def creator_joined(statement: _S) -> _S:
     return statement.outerjoin(_creator, User.created_by).options(
         contains_eager(User.created_by.of_type(_creator))
     )
+
+
+def user_joined(statement: _S) -> _S:
+    """`statement` (over User) with the user's roles, in name order as `User.roles` keeps
+    them, and their creator, all loaded by the same statement (call .unique())."""
+    return creator_joined(roles_joined(statement)).order_by(Role.name)

@@ -40,7 +40,7 @@ from userdesk.db import dialect_of
 from userdesk.errors import InvalidInput, NotFound
 from userdesk.models import AvatarImage, Role, User, UserCount, UserStatus, user_roles
 from userdesk.queries import cursors
-from userdesk.queries.loading import creator_joined, roles_joined
+from userdesk.queries.loading import user_joined
 from userdesk.queries.search import contains, indexed, matches
 from userdesk.queries.visibility import visible_users
 from userdesk.security.permissions import OWNER, Permission
@@ -528,11 +528,7 @@ async def get_user(session: AsyncSession, *, viewer: Actor, user_id: str) -> Use
     user = (
         (
             await session.scalars(
-                creator_joined(
-                    roles_joined(
-                        select(User).where(User.public_id == user_id, visible_users(viewer))
-                    )
-                ).order_by(Role.name)
+                user_joined(select(User).where(User.public_id == user_id, visible_users(viewer)))
             )
         )
         .unique()
