@@ -45,6 +45,7 @@ from userdesk.config import Settings, async_database_url, sqlite_path
 from userdesk.db import Database
 from userdesk.models import Role, User, UserCount, UserStatus, UserType, user_roles
 from userdesk.models.users import NEVER
+from userdesk.queries.search import SQLITE_FILL_BIGRAMS
 from userdesk.services import Services
 
 # fmt: off
@@ -433,10 +434,14 @@ async def _indexes_set_aside(database: Database) -> AsyncIterator[None]:
             for _kind, _name, definition in saved:
                 await session.execute(text(definition))
             if not postgresql:
-                # The search table missed the rows the triggers would have added.
+                # The search tables missed the rows the triggers would have added.
                 await session.execute(
                     text("INSERT INTO users_search(users_search) VALUES ('rebuild')")
                 )
+                await session.execute(
+                    text("INSERT INTO users_bigrams(users_bigrams) VALUES ('delete-all')")
+                )
+                await session.execute(text(SQLITE_FILL_BIGRAMS))
 
 
 async def load(database: Database, count: int, *, seed: int = 1) -> int:

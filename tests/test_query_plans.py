@@ -5,13 +5,14 @@ population (the benchmark's, 30,000 people, analyzed), as the benchmark issue as
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import text
 
 from bench.population import analyze, load
-from tests.conftest import postgres_only, statements
+from tests.conftest import postgres_only, sqlite_only, statements
 from userdesk.actions.context import Actor
 from userdesk.db import Database
 from userdesk.models import UserStatus
@@ -70,6 +71,9 @@ async def test_users_page_queries_never_read_the_whole_users_table(database: Dat
         "a deep page": {"after": deep},
         "the last page": {"last": True},
         "a selective search": {"q": rare},
+        # Two letters: found through the index of two-letter pieces, not by testing rows.
+        "a two-letter search": {"q": "zo"},
+        "a two-letter search, Pending tab": {"q": "zo", "status": UserStatus.PENDING},
         # ~450 of 30,000 hold it: looked up by id, not joined to a read of every user.
         "a role few hold, Active tab": {"role": "admin", "status": UserStatus.ACTIVE},
     }
@@ -88,3 +92,39 @@ async def test_users_page_queries_never_read_the_whole_users_table(database: Dat
                 and (node == "Seq Scan" or rows > PEOPLE // 10)
             ]
             assert not full, (case, full, explained["sql"][:300])
+
+
+@sqlite_only
+async def test_sqlite_finds_two_letter_and_longer_searches_through_their_indexes(
+    database: Database,
+) -> None:
+    """SQLite's plans, read with EXPLAIN QUERY PLAN: a search is answered from the trigram
+    table (three characters or more) or the table of two-letter pieces, never by a SCAN of
+    users or of an index of users (which reads every entry)."""
+    await load(database, 3_000, seed=3)
+    await analyze(database)
+    cases: dict[str, dict[str, Any]] = {
+        "two letters": {"q": "zo"},
+        "two letters, Active tab": {"q": "zo", "status": UserStatus.ACTIVE},
+        "two letters, one of them punctuation": {"q": "a."},
+        "two letters sorted by email": {"q": "ma", "sort": "-email"},
+        "three letters": {"q": "smi"},
+    }
+    for case, params in cases.items():
+        with statements(database) as seen:
+            async with database.reader() as session:
+                page = await list_users(session, viewer=SYSTEM, limit=100, **params)
+        assert page.items, case
+        async with database.reader() as session:
+            connection = await session.connection()
+            for sql, parameters in seen:
+                if not sql.lstrip().upper().startswith("SELECT") or "user_counts" in sql:
+                    continue
+                plan = [
+                    row[-1]
+                    for row in await connection.exec_driver_sql(
+                        "EXPLAIN QUERY PLAN " + sql, parameters
+                    )
+                ]
+                full = [step for step in plan if re.match(r"SCAN (users|user_roles)\b", step)]
+                assert not full, (case, plan, sql[:300])

@@ -90,8 +90,10 @@ async def crowd(database: Database, monkeypatch: pytest.MonkeyPatch) -> list[dic
 CASES: list[dict[str, Any]] = [
     {"q": "smith"},
     {"q": "smith", "status": "active"},
-    {"q": "an"},  # two letters: no search index helps, always a walk
+    {"q": "an"},  # two letters: through the index of two-letter pieces
     {"q": "zo", "status": "pending"},
+    {"q": "h."},  # two letters, one of them punctuation (and a LIKE wildcard in SQL)
+    {"q": "n", "status": "active"},  # one letter: no index, always a walk
     {"q": "ü"},
     {"q": "son", "role": "user"},
     {"q": "", "role": "user", "status": "deactivated"},
@@ -110,6 +112,7 @@ async def test_walked_and_sorted_pages_are_the_plain_answer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(user_queries, "WALK_FROM", walk_from)
+    monkeypatch.setattr(user_queries, "SEARCH_WALK_FROM", walk_from)
     for case in CASES:
         status = case.get("status")
         expected = _expected(crowd, case["q"], case.get("role"), status)
