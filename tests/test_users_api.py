@@ -88,7 +88,7 @@ async def test_welcome_email_is_queued_in_the_outbox_with_the_change(
         ({"email": "not-an-email"}, "email", "email_syntax"),
         ({"email": "a@b"}, "email", "email_syntax"),
         ({"username": "a"}, "username", "username_length"),
-        ({"username": "x" * 33}, "username", "username_length"),
+        ({"username": "x" * 65}, "username", "username_length"),
         ({"username": "bad name"}, "username", "username_charset"),
         ({"username": "-dash"}, "username", "username_start"),
         ({"name": ""}, "name", "required"),
@@ -419,3 +419,39 @@ async def test_welcome_email_again(
     gone = await client.post(f"/api/v1/users/{pat['id']}/welcome-email", headers=owner.headers)
     assert gone.status_code == 409 and "activate them" in gone.json()["detail"]
     assert len(await queued_emails(database, "welcome")) == 1
+
+
+async def test_directory_fields_are_set_by_admins_and_the_manager_is_a_user(
+    client: httpx.AsyncClient, owner: Account, directory: Directory
+) -> None:
+    boss = await directory.create("boss")
+    worker = await directory.create(
+        "worker", department="Support", title="Agent", manager=boss["id"], locale="pt_BR"
+    )
+    assert worker["directory"]["manager"] == boss["id"]
+    assert worker["directory"]["department"] == "Support"
+    assert worker["directory"]["name_derived"] is False
+    for body, field in [
+        ({"manager": "no-such-user"}, "manager"),
+        ({"manager": worker["id"]}, "manager"),
+        ({"locale": "english please"}, "locale"),
+        ({"department": "x" * 201}, "department"),
+    ]:
+        response = await client.patch(
+            f"/api/v1/users/{worker['id']}", json=body, headers=owner.headers
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["field"] == field
+    # Users may edit their own profile, not what the directory says of them.
+    account = await directory.account("selfie", roles=["user"])
+    own = await client.patch(
+        f"/api/v1/users/{account.id}", json={"department": "Executive"}, headers=account.headers
+    )
+    assert own.status_code == 403, own.text
+    # A manager who is deleted leaves their reports without one.
+    assert (
+        await client.delete(f"/api/v1/users/{boss['id']}", headers=owner.headers)
+    ).status_code == 204
+    after = (await client.get(f"/api/v1/users/{worker['id']}", headers=owner.headers)).json()
+    assert after["directory"]["manager"] is None
+    assert after["directory"]["department"] == "Support"

@@ -98,6 +98,13 @@ class RoleInUse(Conflict):
     code = "role_in_use"
 
 
+class PreconditionFailed(DomainError):
+    """The caller's copy is stale: the resource changed since they read it (an ETag's
+    If-Match no longer matches)."""
+
+    code = "precondition_failed"
+
+
 class InvalidInput(DomainError):
     code = "invalid_input"
 

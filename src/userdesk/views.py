@@ -21,6 +21,40 @@ class AvatarView(BaseModel):
     url: str | None
 
 
+class DirectoryView(BaseModel):
+    """What the organisation's directory says of the user (set over SCIM, or by admins)."""
+
+    external_id: str | None
+    name_derived: bool
+    formatted_name: str | None
+    title: str | None
+    employment_type: str | None
+    locale: str | None
+    email_type: str | None
+    email_primary: bool | None
+    employee_number: str | None
+    department: str | None
+    organization: str | None
+    manager: str | None
+
+    @classmethod
+    def of(cls, user: User) -> DirectoryView:
+        return cls(
+            external_id=user.external_id,
+            name_derived=user.name_derived,
+            formatted_name=user.formatted_name,
+            title=user.title,
+            employment_type=user.employment_type,
+            locale=user.locale,
+            email_type=user.email_type,
+            email_primary=user.email_primary,
+            employee_number=user.employee_number,
+            department=user.department,
+            organization=user.organization,
+            manager=user.manager.public_id if user.manager else None,
+        )
+
+
 class UserView(BaseModel):
     id: str
     username: str
@@ -49,6 +83,7 @@ class UserView(BaseModel):
     last_login_at: datetime | None
     deactivated_at: datetime | None
     created_by: str | None
+    directory: DirectoryView
     # Only in answers to actions that emailed the user, when no SMTP server is configured:
     # the email is in the mail catcher, not on its way.
     warning: str | None = None
@@ -81,6 +116,7 @@ class UserView(BaseModel):
             last_login_at=user.last_login_at,
             deactivated_at=user.deactivated_at,
             created_by=user.created_by.public_id if user.created_by else None,
+            directory=DirectoryView.of(user),
         )
 
 

@@ -21,7 +21,7 @@ from pydantic_core import PydanticCustomError
 
 from userdesk.models import UserType
 
-USERNAME_MIN, USERNAME_MAX = 2, 32
+USERNAME_MIN, USERNAME_MAX = 2, 64
 NAME_MAX = 100
 NICKNAME_MAX = 60
 STATUS_MESSAGE_MAX = 120
@@ -251,8 +251,44 @@ class ProfileFields(_Input):
 
 SELF_SERVICE_FIELDS = frozenset(ProfileFields.model_fields)
 
+_LOCALE = re.compile(r"[A-Za-z]{2,8}(?:[-_][A-Za-z0-9]{1,8})*")
 
-class UserCreate(ProfileFields):
+
+def _check_locale(value: str) -> str:
+    if len(value) > 35 or not _LOCALE.fullmatch(value):
+        raise PydanticCustomError(
+            "locale_format", "must be a language tag such as en, en-US or pt_BR"
+        )
+    return value
+
+
+Locale = Annotated[str, BeforeValidator(_text), AfterValidator(_check_locale)]
+
+
+class DirectoryFields(_Input):
+    """What an organisation's directory says of a user (identity providers send these over
+    SCIM). Admins' fields (users.edit), never self-service. `name_derived`: `name` was made
+    from other names, not given (a provider sent no displayName); setting `name` alone
+    clears it. `manager` is the manager's user id."""
+
+    external_id: Annotated[str, *_single_line(255)] | None = None
+    name_derived: bool | None = None
+    formatted_name: Annotated[str, *_single_line(200)] | None = None
+    title: Annotated[str, *_single_line(200)] | None = None
+    employment_type: Annotated[str, *_single_line(100)] | None = None
+    locale: Locale | None = None
+    email_type: Annotated[str, *_single_line(20)] | None = None
+    email_primary: bool | None = None
+    employee_number: Annotated[str, *_single_line(100)] | None = None
+    department: Annotated[str, *_single_line(200)] | None = None
+    organization: Annotated[str, *_single_line(200)] | None = None
+    manager: Annotated[str, _length(1, 64)] | None = None
+
+
+DIRECTORY_FIELDS = frozenset(DirectoryFields.model_fields)
+
+
+class UserCreate(ProfileFields, DirectoryFields):
     name: Name
     username: Username
     email: Email
@@ -265,7 +301,7 @@ class UserCreate(ProfileFields):
     send_welcome_email: bool = False
 
 
-class UserUpdate(ProfileFields):
+class UserUpdate(ProfileFields, DirectoryFields):
     """A partial update: only the fields present are changed; null clears an optional one."""
 
     username: Username | None = None

@@ -12,6 +12,7 @@ from userdesk.actions import seats
 from userdesk.actions.audit import AuditEvent, diff, record_for_user
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import (
+    DIRECTORY_FIELDS,
     SELF_SERVICE_FIELDS,
     UserCreate,
     UserUpdate,
@@ -62,6 +63,17 @@ AUDITED_FIELDS = (
     "type",
     "status",
     "require_password_change",
+    "external_id",
+    "name_derived",
+    "formatted_name",
+    "title",
+    "employment_type",
+    "locale",
+    "email_type",
+    "email_primary",
+    "employee_number",
+    "department",
+    "organization",
 )
 CREDENTIAL_FIELDS = frozenset({"password", "require_password_change"})
 
@@ -76,6 +88,28 @@ def snapshot(user: User) -> dict[str, Any]:
 
 def search_text(name: str, username: str, email: str) -> str:
     return "\n".join((fold(name), fold(username), fold(email)))
+
+
+async def _manager_for(session: AsyncSession, user: User, manager_id: str | None) -> User | None:
+    """The user named as `user`'s manager (by user id), or None to clear it."""
+    if manager_id is None:
+        return None
+    if manager_id == user.public_id:
+        raise InvalidInput.one("manager", "self", "a user cannot be their own manager")
+    manager = await session.scalar(select(User).where(User.public_id == manager_id))
+    if manager is None:
+        raise InvalidInput.one("manager", "unknown_user", f"no user with id {manager_id}")
+    return manager
+
+
+async def _set_manager(session: AsyncSession, user: User, manager_id: str | None) -> dict[str, Any]:
+    """Point `user` at their manager; the audit change, by user ids (empty if unchanged)."""
+    before = user.manager.public_id if user.manager is not None else None
+    manager = await _manager_for(session, user, manager_id)
+    if before == manager_id:
+        return {}
+    user.manager = manager
+    return {"manager": {"before": before, "after": manager_id}}
 
 
 def _set_profile(user: User, values: dict[str, Any]) -> None:
@@ -186,8 +220,12 @@ async def _create(
         created_by=await session.get(User, actor.user_id) if actor.user_id else None,
         roles=roles,
     )
-    profile = data.model_dump(include=set(SELF_SERVICE_FIELDS) | {"username", "email"})
+    profile = data.model_dump(
+        include=set(SELF_SERVICE_FIELDS | DIRECTORY_FIELDS | {"username", "email"}) - {"manager"}
+    )
+    profile["name_derived"] = bool(data.name_derived)
     _set_profile(user, profile)
+    user.manager = await _manager_for(session, user, data.manager)
     await _ensure_unique(session, user, {"username", "email", "voip_extension"}, exclude_id=None)
     session.add(user)
     await flush_unique(session)
@@ -274,11 +312,16 @@ async def update_user(
     ensure_can_act_on(actor, user, doing="editing")
 
     before = snapshot(user)
-    values = data.model_dump(include=fields - credential_fields)
+    values = data.model_dump(include=fields - credential_fields - {"manager"})
     if "email" in values and email_key(values["email"]) != user.email_key:
         # A new address is unverified unless the same request vouches for it.
         values.setdefault("email_verified", False)
+    if "name" in values and "name_derived" not in values:
+        values["name_derived"] = False  # a name set by hand
+    if values.get("name_derived") is None and "name_derived" in values:
+        values["name_derived"] = False
     _set_profile(user, values)
+    manager_change = await _set_manager(session, user, data.manager) if "manager" in fields else {}
     await _ensure_unique(session, user, fields, exclude_id=user.id)
     ended = None
     if "password" in fields:
@@ -293,7 +336,7 @@ async def update_user(
     if "avatar_url" in fields:
         await session.execute(delete(AvatarImage).where(AvatarImage.user_id == user.id))
 
-    changes = diff(before, snapshot(user))
+    changes = diff(before, snapshot(user)) | manager_change
     if "password" in fields:
         changes["password"] = {"changed": True}
     if ended is not None:
@@ -467,6 +510,11 @@ async def delete_user(session: AsyncSession, *, actor: Actor, user_id: str) -> N
     # and deadlock with a concurrent role change of a user this one created.
     await session.execute(
         update(User).where(User.created_by_id == user.id).values(created_by_id=None)
+    )
+    await session.execute(
+        update(User)
+        .where(User.manager_id == user.id)
+        .values(manager_id=None, version=User.version + 1)
     )
     await ensure_another_active_owner(session, user, doing="deleting this user")
     final = snapshot(user)

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from userdesk import __version__
 from userdesk.config import Settings
 from userdesk.db import Database
-from userdesk.http import join_page, problems, web
+from userdesk.http import join_page, problems, scim, web
 from userdesk.http.api import (
     auth,
     avatars,
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         join_page,
     ):
         app.include_router(module.router)
+    scim.install(app)
     web.install(app)
 
     @app.get("/healthz", tags=["health"])

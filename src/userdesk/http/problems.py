@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -21,6 +21,7 @@ from userdesk.errors import (
     InvitationInvalid,
     NotFound,
     PermissionDenied,
+    PreconditionFailed,
     TooManyAttempts,
     Unauthenticated,
     WrongPassword,
@@ -39,6 +40,7 @@ _STATUS: tuple[tuple[type[DomainError], int], ...] = (
     (Conflict, 409),
     (TooManyAttempts, 429),
     (InvitationInvalid, 410),
+    (PreconditionFailed, 412),
 )
 
 _TITLES = {
@@ -49,6 +51,7 @@ _TITLES = {
     405: "Method not allowed",
     409: "Conflict",
     410: "Gone",
+    412: "Precondition failed",
     413: "Request body too large",
     415: "Unsupported media type",
     422: "Invalid input",
@@ -126,13 +129,39 @@ def domain_problem(exc: DomainError) -> JSONResponse:
     return problem(status, exc.code, exc.message, headers=headers, **extra)
 
 
+class ErrorFormat(Protocol):
+    """How a protocol mounted under a path prefix (SCIM, the Rocket.Chat API) answers
+    errors in its own format: domain errors, HTTP errors (404, 405) and the unexpected."""
+
+    def domain(self, exc: DomainError) -> Response: ...
+
+    def http(self, status: int, detail: str, headers: Mapping[str, str] | None) -> Response: ...
+
+
+def register_format(app: FastAPI, prefix: str, error_format: ErrorFormat) -> None:
+    """Answer errors of requests under `prefix` in `error_format`."""
+    formats = getattr(app.state, "error_formats", [])
+    app.state.error_formats = [*formats, (prefix, error_format)]
+
+
+def _format_for(request: Request) -> ErrorFormat | None:
+    path = request.url.path
+    formats = getattr(request.app.state, "error_formats", [])
+    return next((f for prefix, f in formats if path.startswith(prefix)), None)
+
+
+def _domain_answer(request: Request, exc: DomainError) -> Response:
+    error_format = _format_for(request)
+    return error_format.domain(exc) if error_format else domain_problem(exc)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
-    async def on_domain_error(_request: Request, exc: DomainError) -> JSONResponse:
-        return domain_problem(exc)
+    async def on_domain_error(request: Request, exc: DomainError) -> Response:
+        return _domain_answer(request, exc)
 
     @app.exception_handler(WrongPassword)
-    async def on_wrong_password(request: Request, exc: WrongPassword) -> JSONResponse:
+    async def on_wrong_password(request: Request, exc: WrongPassword) -> Response:
         # The action's transaction rolled back; the failure is counted in one of its own.
         database = request.app.state.database
         async with database.transaction() as session:
@@ -142,23 +171,28 @@ def install(app: FastAPI) -> None:
                 ip=request.client.host if request.client else None,
                 user_agent=request.headers.get("user-agent"),
             )
-        return domain_problem(exc)
+        return _domain_answer(request, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def on_request_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return domain_problem(InvalidInput.from_pydantic(exc.errors(), drop_location=True))
+    async def on_request_invalid(request: Request, exc: RequestValidationError) -> Response:
+        return _domain_answer(request, InvalidInput.from_pydantic(exc.errors(), drop_location=True))
 
     @app.exception_handler(ValidationError)
-    async def on_model_invalid(_request: Request, exc: ValidationError) -> JSONResponse:
-        return domain_problem(InvalidInput.from_pydantic(exc.errors(), drop_location=False))
+    async def on_model_invalid(request: Request, exc: ValidationError) -> Response:
+        return _domain_answer(
+            request, InvalidInput.from_pydantic(exc.errors(), drop_location=False)
+        )
 
     @app.exception_handler(StarletteHTTPException)
-    async def on_http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 400:
             # FastAPI's answer to a body it cannot even decode (bytes that are not UTF-8).
-            return domain_problem(
-                InvalidInput.one("body", "body_unreadable", "is not UTF-8 encoded JSON")
+            return _domain_answer(
+                request, InvalidInput.one("body", "body_unreadable", "is not UTF-8 encoded JSON")
             )
+        error_format = _format_for(request)
+        if error_format is not None:
+            return error_format.http(exc.status_code, str(exc.detail), exc.headers)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return problem(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
@@ -174,6 +208,9 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)
+        error_format = _format_for(request)
+        if error_format is not None:
+            return error_format.http(500, "something went wrong on our side; it was logged", None)
         return problem(500, "internal_error", "something went wrong on our side; it was logged")

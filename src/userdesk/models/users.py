@@ -16,6 +16,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    event,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
@@ -134,9 +136,35 @@ class User(Base):
     created_by_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("users.id", ondelete="SET NULL")
     )
+    # Directory attributes, as identity providers send them over SCIM (migration 0008).
+    # name_derived: nobody set `name`; it was made from other names (an identity provider
+    # sent no displayName), so SCIM shows no displayName.
+    name_derived: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    formatted_name: Mapped[str | None] = mapped_column(String(200))
+    title: Mapped[str | None] = mapped_column(String(200))
+    # SCIM's userType: the relationship to the organisation ("Employee", "Contractor").
+    employment_type: Mapped[str | None] = mapped_column(String(100))
+    locale: Mapped[str | None] = mapped_column(String(35))
+    # The address's label (work, home, other) and whether the provider marked it primary.
+    email_type: Mapped[str | None] = mapped_column(String(20))
+    email_primary: Mapped[bool | None] = mapped_column(Boolean)
+    employee_number: Mapped[str | None] = mapped_column(String(100))
+    department: Mapped[str | None] = mapped_column(String(200))
+    organization: Mapped[str | None] = mapped_column(String(200))
+    manager_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    # Raised by every change of the row (see bump_version): SCIM's ETag.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     roles: Mapped[list[Role]] = relationship(secondary=user_roles, lazy="raise", order_by=Role.name)
-    created_by: Mapped[User | None] = relationship(remote_side=[id], lazy="raise")
+    created_by: Mapped[User | None] = relationship(
+        remote_side=[id], lazy="raise", foreign_keys=[created_by_id]
+    )
+    manager: Mapped[User | None] = relationship(
+        remote_side=[id], lazy="raise", foreign_keys=[manager_id]
+    )
 
     @validates("last_login_at")
     def _keep_last_login_key(self, _key: str, value: datetime | None) -> datetime | None:
@@ -158,4 +186,15 @@ class User(Base):
         )
         for column in ("name_key", "username_key", "email_key", "created_at", "last_login_key")
         for with_status, cols in ((False, (column,)), (True, ("status", column)))
-    ) + (Index("ix_users_status_id", "status", "id"),)
+    ) + (
+        Index("ix_users_status_id", "status", "id"),
+        Index("ix_users_external_id", "external_id"),
+        Index("ix_users_manager_id", "manager_id"),
+    )
+
+
+@event.listens_for(User, "before_update")
+def bump_version(_mapper: object, _connection: object, user: User) -> None:
+    """Every UPDATE of a user row raises its version, in SQL (version + 1), so two writers
+    never write the same number; the attribute is read back when next needed."""
+    user.version = User.version + 1  # type: ignore[assignment]

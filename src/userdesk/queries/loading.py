@@ -1,4 +1,4 @@
-"""What comes with a user read by one statement: their roles and their creator, joined in.
+"""What comes with a user read by one statement: their roles, creator and manager, joined in.
 
 For statements that find one user (a token's, a session's, User Info, a user locked for an
 action): a handful of rows, where loading each relation by its own statement cost an extra
@@ -17,6 +17,7 @@ from userdesk.models import Role, User, user_roles
 _S = TypeVar("_S", bound="Select[*tuple[Any, ...]]")
 
 _creator = aliased(User, name="creator")
+_manager = aliased(User, name="manager")
 
 
 def roles_joined(statement: _S) -> _S:
@@ -41,7 +42,15 @@ def creator_joined(statement: _S) -> _S:
     )
 
 
+def manager_joined(statement: _S) -> _S:
+    """`statement` (over User) with the user's manager loaded by the same statement."""
+    return statement.outerjoin(_manager, User.manager).options(
+        contains_eager(User.manager.of_type(_manager))
+    )
+
+
 def user_joined(statement: _S) -> _S:
     """`statement` (over User) with the user's roles, in name order as `User.roles` keeps
-    them, and their creator, all loaded by the same statement (call .unique())."""
-    return creator_joined(roles_joined(statement)).order_by(Role.name)
+    them, their creator and their manager, all loaded by the same statement (call
+    .unique())."""
+    return manager_joined(creator_joined(roles_joined(statement))).order_by(Role.name)

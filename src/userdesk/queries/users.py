@@ -57,6 +57,8 @@ DEFAULT_SORT = "name"
 MAX_LIMIT = 500
 MAX_QUERY_LENGTH = 200
 TABS = ("all", "pending", "active", "deactivated")
+# What a listed user comes with: roles, creator and manager, one statement each per page.
+_SHOWN = (selectinload(User.roles), selectinload(User.created_by), selectinload(User.manager))
 
 
 # Tab counts under a search or role filter are exact when about this many users match or
@@ -389,7 +391,7 @@ async def _walk(
         await session.scalars(
             select(User)
             .where(User.id.in_(hits.scalar_subquery()))
-            .options(selectinload(User.roles), selectinload(User.created_by))
+            .options(*_SHOWN)
             .order_by(direction(User.name_key), direction(User.id))
         )
     )
@@ -463,9 +465,7 @@ async def list_users(
             query = select(User).where(User.id.in_(found.scalar_subquery()))
         else:
             query = found.with_only_columns(User).limit(limit + 1)
-        query = query.options(selectinload(User.roles), selectinload(User.created_by)).order_by(
-            direction(column), direction(User.id)
-        )
+        query = query.options(*_SHOWN).order_by(direction(column), direction(User.id))
         users = list(await session.scalars(query))
     next_cursor = None
     if len(users) > limit:
@@ -572,7 +572,7 @@ async def find_by_username(session: AsyncSession, *, viewer: Actor, username: st
     user = await session.scalar(
         select(User)
         .where(User.username_key == fold(username), visible_users(viewer))
-        .options(selectinload(User.roles), selectinload(User.created_by))
+        .options(*_SHOWN)
     )
     if user is None:
         raise NotFound(f"no user named {username}")

@@ -20,6 +20,9 @@ class Permission(StrEnum):
     # Held by owners alone: acting on owners and granting the owner role. It is what makes an
     # owner outrank an admin under the one rule "nobody acts beyond the permissions they hold".
     OWNERS_MANAGE = "owners.manage"
+    # Connect an identity provider: use the SCIM API (/scim/v2). Each change it makes still
+    # needs the permission of the action (users.create, users.deactivate, roles.assign...).
+    USERS_PROVISION = "users.provision"
     # Self-service: edit one's own profile fields (name, nickname, bio, status, timezone ...).
     PROFILE_EDIT = "profile.edit"
 
@@ -37,6 +40,7 @@ PERMISSION_DESCRIPTIONS: dict[Permission, str] = {
     Permission.AUDIT_READ: "Read the audit log",
     Permission.SEATS_READ: "See seat usage",
     Permission.OWNERS_MANAGE: "Act on owners and grant the owner role",
+    Permission.USERS_PROVISION: "Provision users from an identity provider over SCIM",
     Permission.PROFILE_EDIT: "Edit one's own profile",
 }
 

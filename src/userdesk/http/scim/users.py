@@ -1,0 +1,424 @@
+"""SCIM Users (RFC 7644 §3): userdesk users as SCIM resources, changed through the same
+actions as the console, so every rule (seats, the last owner, permissions, audit) holds.
+
+`active: false` deactivates, `active: true` activates, DELETE deletes. A user created over
+SCIM starts Pending, like one created by hand, until their first sign-in; the address an
+identity provider sends counts as verified. A user has one address: of several sent, the
+primary one (else the first) is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+from scim2_models import (
+    Context,
+    Email,
+    EnterpriseUser,
+    GroupMembership,
+    Manager,
+    Meta,
+    Name,
+    PatchOp,
+    Photo,
+    SCIMException,
+    ScimFilter,
+    ScimPolicy,
+    SearchRequest,
+)
+from scim2_models.path.expressions import AttrPath
+
+from userdesk.actions import users as user_actions
+from userdesk.actions.context import Actor
+from userdesk.actions.inputs import UserCreate, UserUpdate
+from userdesk.actions.rules import lock_user
+from userdesk.db import Database
+from userdesk.errors import InvalidInput
+from userdesk.http.deps import DatabaseDep
+from userdesk.http.scim.discovery import ScimUser, base_url
+from userdesk.http.scim.protocol import (
+    PREFIX,
+    ScimActor,
+    check_if_match,
+    etag,
+    from_scim_exception,
+    from_validation,
+    json_body,
+    scim_response,
+)
+from userdesk.models import AvatarKind, User, UserStatus
+from userdesk.queries import scim as scim_queries
+from userdesk.queries import users as user_queries
+
+router = APIRouter(prefix=f"{PREFIX}/Users", tags=["scim"], include_in_schema=False)
+
+# What real identity providers send, read as they mean it: capitalised operation names,
+# "True"/"False" strings, Entra's remove-by-value and add-through-a-filter.
+POLICY = ScimPolicy(
+    unknown=ScimPolicy.Unknown.ignore,
+    remove_value_as_filter=ScimPolicy.RemoveValue.apply,
+    unmatched_path_filter=ScimPolicy.UnmatchedPathFilter.create,
+)
+ENTERPRISE_URN = str(EnterpriseUser.__schema__)
+
+# --- representation -------------------------------------------------------------------------
+
+
+def to_scim(user: User, base: str) -> Any:
+    """A userdesk user as a SCIM User: only what is set, as it was set."""
+    name = None
+    if user.formatted_name or user.given_name or user.family_name:
+        name = Name(
+            formatted=user.formatted_name,
+            given_name=user.given_name,
+            family_name=user.family_name,
+        )
+    resource = ScimUser(
+        id=user.public_id,
+        external_id=user.external_id,
+        user_name=user.username,
+        name=name,
+        display_name=None if user.name_derived else user.name,
+        nick_name=user.nickname,
+        title=user.title,
+        user_type=user.employment_type,
+        locale=user.locale,
+        timezone=user.timezone,
+        active=user.status is not UserStatus.DEACTIVATED,
+        emails=[Email(value=user.email, type=user.email_type, primary=user.email_primary)],
+        photos=(
+            [Photo(value=user.avatar_url, type="photo")]
+            if user.avatar_kind is AvatarKind.URL and user.avatar_url
+            else None
+        ),
+        groups=[GroupMembership(value=str(r.id), display=r.name) for r in user.roles] or None,
+        meta=Meta(
+            resource_type="User",
+            created=user.created_at,
+            last_modified=user.updated_at,
+            location=f"{base}/Users/{user.public_id}",
+            version=etag(user.version),
+        ),
+    )
+    manager = user.manager
+    if user.employee_number or user.department or user.organization or manager is not None:
+        resource[EnterpriseUser] = EnterpriseUser(
+            employee_number=user.employee_number,
+            department=user.department,
+            organization=user.organization,
+            manager=(
+                Manager(value=manager.public_id, ref=f"{base}/Users/{manager.public_id}")
+                if manager is not None
+                else None
+            ),
+        )
+    return resource
+
+
+def _pick(entries: list[Any] | None) -> Any:
+    """Of a multi-valued attribute, the entry kept: the primary one, else the first."""
+    if not entries:
+        return None
+    return next((e for e in entries if e.primary), entries[0])
+
+
+def from_scim(resource: Any) -> dict[str, Any]:
+    """The userdesk fields a SCIM User describes (None where it sets nothing)."""
+    name = resource.name
+    email = _pick(resource.emails)
+    photo = _pick(resource.photos)
+    enterprise = resource[EnterpriseUser]
+    manager = enterprise.manager if enterprise is not None else None
+    email_type = email.type if email is not None else None
+    return {
+        "username": resource.user_name,
+        "email": email.value if email is not None else None,
+        "email_type": str(email_type.value if hasattr(email_type, "value") else email_type)
+        if email_type is not None
+        else None,
+        "email_primary": email.primary if email is not None else None,
+        "display_name": resource.display_name,
+        "formatted_name": name.formatted if name else None,
+        "given_name": name.given_name if name else None,
+        "family_name": name.family_name if name else None,
+        "nickname": resource.nick_name,
+        "title": resource.title,
+        "employment_type": resource.user_type,
+        "locale": resource.locale,
+        "timezone": resource.timezone,
+        "avatar_url": str(photo.value) if photo is not None and photo.value else None,
+        "external_id": resource.external_id,
+        "employee_number": enterprise.employee_number if enterprise else None,
+        "department": enterprise.department if enterprise else None,
+        "organization": enterprise.organization if enterprise else None,
+        "manager": manager.value if manager is not None else None,
+    }
+
+
+def shown_name(fields: dict[str, Any]) -> str | None:
+    """The name the console shows: the display name, else the formatted name, else the
+    given and family names, else the username."""
+    joined = " ".join(p for p in (fields.get("given_name"), fields.get("family_name")) if p)
+    return (
+        fields.get("display_name")
+        or fields.get("formatted_name")
+        or joined
+        or fields.get("username")
+    )
+
+
+def _parse(body: dict[str, Any], context: Context) -> Any:
+    with POLICY:
+        try:
+            return ScimUser.model_validate(body, scim_ctx=context)
+        except ValidationError as exc:
+            raise from_validation(exc) from None
+        except SCIMException as exc:
+            raise from_scim_exception(exc) from None
+
+
+def _entra_manager(body: dict[str, Any]) -> dict[str, Any]:
+    """Microsoft Entra sets the manager with the id as a bare string value."""
+    for operation in body.get("Operations") or []:
+        if (
+            isinstance(operation, dict)
+            and str(operation.get("path", "")).lower().endswith(":manager")
+            and isinstance(operation.get("value"), str)
+        ):
+            operation["value"] = {"value": operation["value"]}
+    return body
+
+
+# --- applying a desired state through the actions ------------------------------------------
+
+
+async def _apply(
+    database: Database,
+    request: Request,
+    actor: Actor,
+    user_id: str,
+    desire: Callable[[User], Any],
+) -> None:
+    """Make the user what `desire(user)` says, a SCIM User computed from the user as they
+    are under their row lock (so a change committed meanwhile is neither lost nor undone),
+    in one transaction. Only what differs is changed: the audit log and the version move
+    only for real changes."""
+    async with database.transaction() as session:
+        user = await lock_user(session, user_id)
+        check_if_match(request, user.version)
+        resource = desire(user)
+        desired = from_scim(resource)
+        current = from_scim(to_scim(user, base_url(request)))
+        changes = {k: v for k, v in desired.items() if k != "display_name" and current.get(k) != v}
+        if "email" in changes and changes["email"] is None:
+            raise InvalidInput.one("emails", "required", "a user needs an email address")
+        if "username" in changes and changes["username"] is None:
+            raise InvalidInput.one("userName", "required", "a user needs a userName")
+        name = shown_name(desired)
+        if name != user.name:
+            # With the display name as the provider has it (a name set alone would be taken
+            # for a display name set by hand).
+            changes["name"] = name
+        derived = desired["display_name"] is None
+        if "name" in changes or derived != user.name_derived:
+            changes["name_derived"] = derived
+        if resource.password is not None:
+            changes["password"] = resource.password
+        if changes:
+            if "email" in changes:
+                changes["email_verified"] = True  # the identity provider vouches for it
+            try:
+                data = UserUpdate.model_validate(changes)
+            except ValidationError as exc:
+                raise from_validation(exc) from None
+            await user_actions.update_user(session, actor=actor, user_id=user_id, data=data)
+        if resource.active is False and user.status is not UserStatus.DEACTIVATED:
+            await user_actions.deactivate_user(session, actor=actor, user_id=user_id)
+        elif resource.active is True and user.status is UserStatus.DEACTIVATED:
+            await user_actions.activate_user(session, actor=actor, user_id=user_id)
+
+
+async def _answer(
+    database: Database, request: Request, actor: Actor, user_id: str, status: int = 200
+) -> JSONResponse:
+    async with database.reader() as session:
+        user = await user_queries.get_user(session, viewer=actor, user_id=user_id)
+    base = base_url(request)
+    body = to_scim(user, base).model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+    headers = {"ETag": etag(user.version)}
+    if status == 201:
+        headers["Location"] = f"{base}/Users/{user.public_id}"
+    return scim_response(body, status, headers)
+
+
+# --- routes ----------------------------------------------------------------------------------
+
+
+def _search(params: dict[str, Any]) -> Any:
+    with POLICY:
+        try:
+            return SearchRequest.model_validate(params, scim_ctx=Context.SEARCH_REQUEST)
+        except ValidationError as exc:
+            raise from_validation(exc) from None
+        except SCIMException as exc:
+            raise from_scim_exception(exc) from None
+
+
+async def _listing(
+    request: Request, database: Database, actor: Actor, params: dict[str, Any]
+) -> JSONResponse:
+    # The filter is parsed here, not by SearchRequest: an error then says invalidFilter.
+    raw_filter = params.pop("filter", None)
+    search = _search(params)
+    condition = None
+    if raw_filter is not None:
+        if not isinstance(raw_filter, str):
+            raise InvalidInput.one("filter", "invalidFilter", "must be a string")
+        try:
+            condition = scim_queries.user_filter(ScimFilter(raw_filter).ast)
+        except SCIMException as exc:
+            raise from_scim_exception(exc) from None
+        except ValueError as exc:
+            raise InvalidInput.one("filter", "invalidFilter", str(exc)) from None
+    order = None
+    if search.sort_by:
+        path = str(search.sort_by)
+        uri, _, attr = path.rpartition(":") if path.startswith("urn:") else ("", "", path)
+        attr_name, _, sub = attr.partition(".")
+        order = scim_queries.sort_column(AttrPath(attr_name, sub or None, uri or None))
+    descending = str(search.sort_order or "ascending").endswith("descending")
+    start = max(int(search.start_index or 1), 1)
+    count = scim_queries.DEFAULT_COUNT if search.count is None else int(search.count)
+    count = max(0, min(count, scim_queries.MAX_COUNT))
+    async with database.reader() as session:
+        found = await scim_queries.search_users(
+            session,
+            viewer=actor,
+            condition=condition,
+            order=order,
+            descending=descending,
+            start=start - 1,
+            count=count,
+        )
+    base = base_url(request)
+    resources = [
+        to_scim(user, base).model_dump(
+            scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=search
+        )
+        for user in found.users
+    ]
+    body: dict[str, Any] = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": found.total,
+        "startIndex": start,
+        "itemsPerPage": len(resources),
+    }
+    if resources:
+        body["Resources"] = resources
+    return scim_response(body)
+
+
+@router.get("")
+async def list_users(request: Request, actor: ScimActor, database: DatabaseDep) -> JSONResponse:
+    return await _listing(request, database, actor, dict(request.query_params))
+
+
+@router.post("/.search")
+async def search_users(request: Request, actor: ScimActor, database: DatabaseDep) -> JSONResponse:
+    body = await json_body(request)
+    body.pop("schemas", None)
+    return await _listing(request, database, actor, body)
+
+
+@router.post("")
+async def create_user(request: Request, actor: ScimActor, database: DatabaseDep) -> JSONResponse:
+    resource = _parse(await json_body(request), Context.RESOURCE_CREATION_REQUEST)
+    fields = from_scim(resource)
+    if fields["email"] is None:
+        raise InvalidInput.one("emails", "required", "a user needs an email address")
+    values = {k: v for k, v in fields.items() if v is not None}
+    values.pop("display_name", None)
+    values["name_derived"] = fields["display_name"] is None
+    values["name"] = shown_name(fields)
+    values["email_verified"] = True  # the identity provider vouches for the address
+    if resource.password:
+        values["password"] = resource.password
+    try:
+        data = UserCreate.model_validate(values)
+    except ValidationError as exc:
+        raise from_validation(exc) from None
+    async with database.transaction() as session:
+        user = await user_actions.create_user(session, actor=actor, data=data)
+        public_id = user.public_id
+        if resource.active is False:
+            await user_actions.deactivate_user(session, actor=actor, user_id=public_id)
+    return await _answer(database, request, actor, public_id, status=201)
+
+
+@router.get("/{user_id}")
+async def get_user(
+    user_id: str, request: Request, actor: ScimActor, database: DatabaseDep
+) -> Response:
+    async with database.reader() as session:
+        user = await user_queries.get_user(session, viewer=actor, user_id=user_id)
+    tag = etag(user.version)
+    if tag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
+        return Response(status_code=304, headers={"ETag": tag})
+    search = _search(dict(request.query_params))
+    body = to_scim(user, base_url(request)).model_dump(
+        scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=search
+    )
+    return scim_response(body, headers={"ETag": tag})
+
+
+@router.put("/{user_id}")
+async def replace_user(
+    user_id: str, request: Request, actor: ScimActor, database: DatabaseDep
+) -> JSONResponse:
+    resource = _parse(await json_body(request), Context.RESOURCE_REPLACEMENT_REQUEST)
+    await _apply(database, request, actor, user_id, lambda _user: resource)
+    return await _answer(database, request, actor, user_id)
+
+
+@router.patch("/{user_id}")
+async def patch_user(
+    user_id: str, request: Request, actor: ScimActor, database: DatabaseDep
+) -> JSONResponse:
+    body = _entra_manager(await json_body(request))
+    with POLICY:
+        try:
+            patch = PatchOp[ScimUser].model_validate(body, scim_ctx=Context.RESOURCE_PATCH_REQUEST)
+        except ValidationError as exc:
+            raise from_validation(exc) from None
+        except SCIMException as exc:
+            raise from_scim_exception(exc) from None
+    base = base_url(request)
+
+    def patched(user: User) -> Any:
+        resource = to_scim(user, base)
+        with POLICY:
+            try:
+                patch.patch(resource)
+            except ValidationError as exc:
+                raise from_validation(exc) from None
+            except SCIMException as exc:
+                raise from_scim_exception(exc) from None
+        return resource
+
+    await _apply(database, request, actor, user_id, patched)
+    return await _answer(database, request, actor, user_id)
+
+
+@router.delete("/{user_id}", status_code=204)
+async def delete_user(
+    user_id: str, request: Request, actor: ScimActor, database: DatabaseDep
+) -> Response:
+    async with database.transaction() as session:
+        user = await lock_user(session, user_id)
+        check_if_match(request, user.version)
+        await user_actions.delete_user(session, actor=actor, user_id=user_id)
+    return Response(status_code=204)

@@ -1,0 +1,317 @@
+"""SCIM filters and sorting over users, translated to SQL (never evaluated in Python).
+
+A filter arrives parsed (scim2-models' syntax tree); each attribute path is looked up in
+USER_ATTRIBUTES, which says which column holds it and how it compares:
+
+- `folded` attributes (userName, emails.value) compare through their key columns, which
+  hold the case-folded form, so `userName eq "Alice"` is an index lookup;
+- other strings compare case-insensitively unless SCIM calls them case-exact (id,
+  externalId). On SQLite, lower() folds ASCII letters only, so "É" and "é" differ there;
+- every comparison is two-valued: an attribute the user lacks matches `ne` and nothing
+  else, so `not (...)` means what it says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from scim2_models.path.expressions import (
+    AttrPath,
+    CompareOperator,
+    Comparison,
+    FilterNode,
+    LogicalExpr,
+    LogicalOperator,
+    Not,
+    Present,
+    ValuePath,
+)
+from sqlalchemy import (
+    and_,
+    exists,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from userdesk.actions.context import Actor
+from userdesk.actions.inputs import email_key, fold
+from userdesk.errors import InvalidInput
+from userdesk.models import Role, User, UserStatus, user_roles
+from userdesk.queries.loading import user_joined
+from userdesk.queries.visibility import visible_users
+from userdesk.security.permissions import Permission
+
+CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+MAX_COUNT = 1_000
+DEFAULT_COUNT = 100
+
+_manager = aliased(User, name="scim_manager")
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """Where a SCIM attribute lives and how it compares."""
+
+    column: Any
+    kind: str = "string"  # string, boolean, datetime
+    case_exact: bool = False
+    # The column holds the case-folded form (a key column): compare with fold(value).
+    folded: Callable[[str], str] | None = None
+    sortable: bool = True
+    # Whether the user has the attribute at all, where a NULL does not say it.
+    guard: Any = None
+    # The column a sort uses, where another one orders the same way through an index.
+    sort: Any = None
+
+
+# (schema URN, attribute, sub-attribute) -> Attribute, names lower-cased.
+USER_ATTRIBUTES: dict[tuple[str, str, str | None], Attribute] = {
+    (CORE_USER, "id", None): Attribute(User.public_id, case_exact=True),
+    (CORE_USER, "externalid", None): Attribute(User.external_id, case_exact=True),
+    (CORE_USER, "username", None): Attribute(User.username_key, folded=fold),
+    (CORE_USER, "displayname", None): Attribute(
+        User.name, guard=User.name_derived.is_(False), sort=User.name_key
+    ),
+    (CORE_USER, "nickname", None): Attribute(User.nickname),
+    (CORE_USER, "title", None): Attribute(User.title),
+    (CORE_USER, "usertype", None): Attribute(User.employment_type),
+    (CORE_USER, "locale", None): Attribute(User.locale),
+    (CORE_USER, "timezone", None): Attribute(User.timezone),
+    (CORE_USER, "active", None): Attribute(User.status != UserStatus.DEACTIVATED, "boolean"),
+    (CORE_USER, "name", "formatted"): Attribute(User.formatted_name),
+    (CORE_USER, "name", "givenname"): Attribute(User.given_name),
+    (CORE_USER, "name", "familyname"): Attribute(User.family_name),
+    (CORE_USER, "emails", "value"): Attribute(User.email_key, folded=email_key),
+    (CORE_USER, "emails", "type"): Attribute(User.email_type),
+    (CORE_USER, "emails", "primary"): Attribute(User.email_primary, "boolean"),
+    (CORE_USER, "photos", "value"): Attribute(User.avatar_url, case_exact=True),
+    (CORE_USER, "meta", "created"): Attribute(User.created_at, "datetime"),
+    (CORE_USER, "meta", "lastmodified"): Attribute(User.updated_at, "datetime"),
+    (CORE_USER, "groups", "value"): Attribute(Role.id, case_exact=True, sortable=False),
+    (CORE_USER, "groups", "display"): Attribute(Role.name, sortable=False),
+    (ENTERPRISE_USER, "employeenumber", None): Attribute(User.employee_number),
+    (ENTERPRISE_USER, "department", None): Attribute(User.department),
+    (ENTERPRISE_USER, "organization", None): Attribute(User.organization),
+    (ENTERPRISE_USER, "manager", "value"): Attribute(_manager.public_id, case_exact=True),
+}
+# A multi-valued or complex attribute named alone means its value (RFC 7644 §3.4.2.2).
+_IMPLIED_SUB = {"emails": "value", "photos": "value", "groups": "value", "manager": "value"}
+
+
+def _lookup(
+    path: AttrPath, parent: str | None = None, field: str = "filter"
+) -> tuple[str, str, str | None]:
+    uri = (path.uri or "").lower()
+    attr, sub = path.attr.lower(), path.sub_attr.lower() if path.sub_attr else None
+    if parent is not None:  # inside emails[...]: `type` means emails.type
+        attr, sub = parent, attr
+    schema = ENTERPRISE_USER if uri == ENTERPRISE_USER.lower() else CORE_USER
+    if uri and uri not in (CORE_USER.lower(), ENTERPRISE_USER.lower()):
+        raise _unknown(path, field)
+    if sub is None and attr in _IMPLIED_SUB:
+        sub = _IMPLIED_SUB[attr]
+    if (schema, attr, sub) not in USER_ATTRIBUTES:
+        raise _unknown(path, field)
+    return schema, attr, sub
+
+
+def _unknown(path: AttrPath, field: str = "filter") -> InvalidInput:
+    code = "invalidFilter" if field == "filter" else "invalidValue"
+    return InvalidInput.one(field, code, f"unknown or unsupported attribute {path}")
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _compare(found: Attribute, op: CompareOperator, value: Any, path: AttrPath) -> Any:
+    """One comparison, never NULL: an absent attribute compares false (`ne`: true)."""
+    column = found.column
+    if found.kind == "boolean":
+        if op not in (CompareOperator.eq, CompareOperator.ne) or not isinstance(value, bool):
+            raise InvalidInput.one(
+                "filter", "invalidFilter", f"{path} is a boolean: compare it with eq or ne"
+            )
+        test = column.is_(True) if value else column.is_(False)
+        return (
+            and_(column.is_not(None), test)
+            if op is CompareOperator.eq
+            else not_(and_(column.is_not(None), test))
+        )
+    if found.kind == "datetime":
+        try:
+            when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidInput.one(
+                "filter", "invalidValue", f"{path} is a date-time: {value!r} is not one"
+            ) from None
+        if when.tzinfo is None:
+            raise InvalidInput.one(
+                "filter", "invalidValue", f"{path}: give the time zone of {value!r}"
+            )
+        operators = {
+            CompareOperator.eq: column == when,
+            CompareOperator.ne: column != when,
+            CompareOperator.gt: column > when,
+            CompareOperator.ge: column >= when,
+            CompareOperator.lt: column < when,
+            CompareOperator.le: column <= when,
+        }
+        if op not in operators:
+            raise InvalidInput.one(
+                "filter", "invalidFilter", f"{path} is a date-time: {op.value} does not apply"
+            )
+        return operators[op]
+    if value is None or isinstance(value, bool | int | float):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        else:
+            raise InvalidInput.one(
+                "filter", "invalidValue", f"{path} is a string: compare it with a quoted value"
+            )
+    text = str(value)
+    if found.folded is not None:
+        text, subject = found.folded(text), column
+    elif found.case_exact:
+        subject = column
+    else:
+        text, subject = text.lower(), func.lower(column)
+    if column is Role.id:
+        if op not in (CompareOperator.eq, CompareOperator.ne):
+            raise InvalidInput.one(
+                "filter", "invalidFilter", f"{path} is an id: compare it with eq or ne"
+            )
+        if not text.isdigit():
+            return false() if op is not CompareOperator.ne else true()
+        subject, text = column, int(text)  # type: ignore[assignment]
+    present = column.is_not(None)
+    if found.guard is not None:
+        present = and_(present, found.guard)
+    if op is CompareOperator.eq:
+        return and_(present, subject == text)
+    if op is CompareOperator.ne:
+        return not_(and_(present, subject == text))
+    if op in (CompareOperator.co, CompareOperator.sw, CompareOperator.ew):
+        needle = _escape_like(str(text))
+        pattern = {
+            CompareOperator.co: f"%{needle}%",
+            CompareOperator.sw: f"{needle}%",
+            CompareOperator.ew: f"%{needle}",
+        }[op]
+        return and_(present, subject.like(pattern, escape="\\"))
+    ordered = {
+        CompareOperator.gt: subject > text,
+        CompareOperator.ge: subject >= text,
+        CompareOperator.lt: subject < text,
+        CompareOperator.le: subject <= text,
+    }
+    return and_(present, ordered[op])
+
+
+def _where(node: FilterNode, parent: str | None = None) -> Any:
+    if isinstance(node, LogicalExpr):
+        terms = [_where(term, parent) for term in node.terms]
+        return and_(*terms) if node.op is LogicalOperator.and_ else or_(*terms)
+    if isinstance(node, Not):
+        return not_(_where(node.expr, parent))
+    if isinstance(node, ValuePath):
+        outer = node.attr_path.attr.lower()
+        if node.attr_path.sub_attr is not None or outer not in _IMPLIED_SUB:
+            raise _unknown(node.attr_path)
+        inner = _where(node.val_filter, parent=outer)
+        return _within(outer, inner, node.attr_path)
+    if isinstance(node, Present | Comparison):
+        schema, attr, sub = _lookup(node.attr_path, parent)
+        found = USER_ATTRIBUTES[(schema, attr, sub)]
+        if isinstance(node, Present):
+            test = found.column.is_not(None)
+            if found.guard is not None:
+                test = and_(test, found.guard)
+            if found.column is User.email_key or found.column is User.avatar_url:
+                test = and_(test, found.column != "")
+        else:
+            test = _compare(found, node.op, node.value, node.attr_path)
+        return test if parent is not None else _within(attr, test, node.attr_path)
+    raise InvalidInput.one("filter", "invalidFilter", f"unsupported filter expression {node}")
+
+
+def _within(attr: str, test: Any, path: AttrPath) -> Any:
+    """A test on a sub-attribute of `attr`, for the user: groups are roles held, a manager
+    is another user; the others are the user's own columns."""
+    if attr == "groups":
+        return exists().where(
+            user_roles.c.user_id == User.id, user_roles.c.role_id == Role.id, test
+        )
+    if attr == "manager":
+        return exists().where(_manager.id == User.manager_id, test)
+    return test
+
+
+def user_filter(ast: FilterNode) -> Any:
+    """The SQL condition of a parsed SCIM filter over users."""
+    return _where(ast)
+
+
+def sort_column(path: AttrPath) -> Any:
+    found = USER_ATTRIBUTES[_lookup(path, field="sortBy")]
+    if not found.sortable or found.kind == "boolean" or found.column is _manager.public_id:
+        raise InvalidInput.one("sortBy", "invalidValue", f"cannot sort by {path}")
+    if found.sort is not None:
+        return found.sort
+    return found.column if found.folded or found.case_exact else func.lower(found.column)
+
+
+@dataclass(frozen=True)
+class UserSlice:
+    total: int
+    users: list[User]
+
+
+async def search_users(
+    session: AsyncSession,
+    *,
+    viewer: Actor,
+    condition: Any = None,
+    order: Any = None,
+    descending: bool = False,
+    start: int = 0,
+    count: int = DEFAULT_COUNT,
+) -> UserSlice:
+    """Users matching `condition`, `count` of them from the 0-based `start`, in `order`
+    (then by id), and how many match in all."""
+    viewer.require(Permission.USERS_READ)
+    conditions = [visible_users(viewer)]
+    if condition is not None:
+        conditions.append(condition)
+    total = (await session.scalar(select(func.count()).select_from(User).where(*conditions))) or 0
+    if count == 0 or start >= total:
+        return UserSlice(total, [])
+    # Users without the attribute come last either way, on both databases.
+    ordering = [
+        (c.desc() if descending else c.asc()).nulls_last() for c in (order,) if order is not None
+    ]
+    ids = (
+        select(User.id)
+        .where(*conditions)
+        .order_by(*ordering, User.id.desc() if descending else User.id.asc())
+        .offset(start)
+        .limit(count)
+    )
+    position = {user_id: n for n, user_id in enumerate(await session.scalars(ids))}
+    found = (
+        (await session.scalars(user_joined(select(User).where(User.id.in_(list(position))))))
+        .unique()
+        .all()
+    )
+    return UserSlice(total, sorted(found, key=lambda user: position[user.id]))
