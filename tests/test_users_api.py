@@ -455,3 +455,17 @@ async def test_directory_fields_are_set_by_admins_and_the_manager_is_a_user(
     after = (await client.get(f"/api/v1/users/{worker['id']}", headers=owner.headers)).json()
     assert after["directory"]["manager"] is None
     assert after["directory"]["department"] == "Support"
+
+
+async def test_a_taken_username_with_a_manager_change_is_a_409(
+    client: httpx.AsyncClient, owner: Account, directory: Directory
+) -> None:
+    boss = await directory.create("chief")
+    mover = await directory.create("mover")
+    response = await client.patch(
+        f"/api/v1/users/{mover['id']}",
+        json={"username": "chief", "manager": boss["id"]},
+        headers=owner.headers,
+    )
+    assert response.status_code == 409, response.text
+    assert response.json()["field"] == "username"

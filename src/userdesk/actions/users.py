@@ -90,13 +90,23 @@ def search_text(name: str, username: str, email: str) -> str:
     return "\n".join((fold(name), fold(username), fold(email)))
 
 
+def derived_name(
+    formatted_name: str | None, given_name: str | None, family_name: str | None, username: str
+) -> str:
+    """The name of a user nobody named (an identity provider sent no displayName): the
+    formatted name, else the given and family names, else the username."""
+    joined = " ".join(p for p in (given_name, family_name) if p)
+    return formatted_name or joined or username
+
+
 async def _manager_for(session: AsyncSession, user: User, manager_id: str | None) -> User | None:
     """The user named as `user`'s manager (by user id), or None to clear it."""
     if manager_id is None:
         return None
     if manager_id == user.public_id:
         raise InvalidInput.one("manager", "self", "a user cannot be their own manager")
-    manager = await session.scalar(select(User).where(User.public_id == manager_id))
+    with session.no_autoflush:  # the changed row is checked for uniqueness before it is written
+        manager = await session.scalar(select(User).where(User.public_id == manager_id))
     if manager is None:
         raise InvalidInput.one("manager", "unknown_user", f"no user with id {manager_id}")
     return manager
@@ -154,8 +164,15 @@ async def _ensure_unique(
         )
 
 
-async def create_user(session: AsyncSession, *, actor: Actor, data: UserCreate) -> User:
-    # Bots do not sign in, so they start active; people stay pending until their first sign-in.
+async def create_user(
+    session: AsyncSession, *, actor: Actor, data: UserCreate, active: bool = True
+) -> User:
+    """Create a user. Bots do not sign in, so they start active; people stay pending until
+    their first sign-in. `active=False` creates them deactivated (an identity provider
+    provisioning someone who has left): no seat taken, and it needs users.deactivate."""
+    if not active:
+        actor.require(Permission.USERS_DEACTIVATE)
+        return await _create(session, actor, data, UserStatus.DEACTIVATED)
     status = UserStatus.ACTIVE if data.type is UserType.BOT else UserStatus.PENDING
     return await _create(session, actor, data, status)
 
@@ -224,8 +241,14 @@ async def _create(
         include=set(SELF_SERVICE_FIELDS | DIRECTORY_FIELDS | {"username", "email"}) - {"manager"}
     )
     profile["name_derived"] = bool(data.name_derived)
+    if data.name_derived:
+        profile["name"] = derived_name(
+            data.formatted_name, data.given_name, data.family_name, data.username
+        )
     _set_profile(user, profile)
     user.manager = await _manager_for(session, user, data.manager)
+    if status is UserStatus.DEACTIVATED:
+        user.deactivated_at = now
     await _ensure_unique(session, user, {"username", "email", "voip_extension"}, exclude_id=None)
     session.add(user)
     await flush_unique(session)
@@ -243,6 +266,8 @@ async def _create(
 
     changes = diff({}, snapshot(user))
     changes["roles"] = {"before": None, "after": sorted(r.name for r in roles)}
+    if user.manager is not None:
+        changes["manager"] = {"before": None, "after": user.manager.public_id}
     if data.password:
         changes["password"] = {"changed": True}
     if data.send_welcome_email:
@@ -318,9 +343,15 @@ async def update_user(
         values.setdefault("email_verified", False)
     if "name" in values and "name_derived" not in values:
         values["name_derived"] = False  # a name set by hand
-    if values.get("name_derived") is None and "name_derived" in values:
-        values["name_derived"] = False
+    if "name_derived" in values:
+        values["name_derived"] = bool(values["name_derived"])
     _set_profile(user, values)
+    if user.name_derived and "name" not in values:
+        # Nobody named them: the name follows the names it was made from.
+        user.name = derived_name(
+            user.formatted_name, user.given_name, user.family_name, user.username
+        )
+        _set_profile(user, {})
     manager_change = await _set_manager(session, user, data.manager) if "manager" in fields else {}
     await _ensure_unique(session, user, fields, exclude_id=user.id)
     ended = None

@@ -19,7 +19,7 @@ from sqlalchemy import (
     event,
     false,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship, validates
 
 from userdesk.models.base import Base, JSONDocument, UTCDateTime
 
@@ -92,7 +92,7 @@ class User(Base):
     public_id: Mapped[str] = mapped_column(String(36), unique=True)
     username: Mapped[str] = mapped_column(String(64))
     # Case-folded NFC forms carry the uniqueness and the sort order.
-    username_key: Mapped[str] = mapped_column(SortKey(128), unique=True)
+    username_key: Mapped[str] = mapped_column(SortKey(256), unique=True)
     email: Mapped[str] = mapped_column(String(320))
     email_key: Mapped[str] = mapped_column(SortKey(1024), unique=True)
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -195,6 +195,9 @@ class User(Base):
 
 @event.listens_for(User, "before_update")
 def bump_version(_mapper: object, _connection: object, user: User) -> None:
-    """Every UPDATE of a user row raises its version, in SQL (version + 1), so two writers
-    never write the same number; the attribute is read back when next needed."""
-    user.version = User.version + 1  # type: ignore[assignment]
+    """Every change of a user row raises its version, in SQL (version + 1), so two writers
+    never write the same number; the attribute is read back when next needed. A flush of a
+    user whose values were set again unchanged changes nothing, the version included."""
+    session = object_session(user)
+    if session is not None and session.is_modified(user, include_collections=False):
+        user.version = User.version + 1  # type: ignore[assignment]

@@ -6,7 +6,8 @@ USER_ATTRIBUTES, which says which column holds it and how it compares:
 - `folded` attributes (userName, emails.value) compare through their key columns, which
   hold the case-folded form, so `userName eq "Alice"` is an index lookup;
 - other strings compare case-insensitively unless SCIM calls them case-exact (id,
-  externalId). On SQLite, lower() folds ASCII letters only, so "É" and "é" differ there;
+  externalId), by lowering both sides in SQL. On SQLite, lower() folds ASCII letters
+  only, so there "É" matches "É" but not "é";
 - every comparison is two-valued: an attribute the user lacks matches `ne` and nothing
   else, so `not (...)` means what it says.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from scim2_models.path.expressions import (
@@ -29,16 +30,7 @@ from scim2_models.path.expressions import (
     Present,
     ValuePath,
 )
-from sqlalchemy import (
-    and_,
-    exists,
-    false,
-    func,
-    not_,
-    or_,
-    select,
-    true,
-)
+from sqlalchemy import and_, exists, func, literal, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -103,7 +95,11 @@ USER_ATTRIBUTES: dict[tuple[str, str, str | None], Attribute] = {
     (ENTERPRISE_USER, "employeenumber", None): Attribute(User.employee_number),
     (ENTERPRISE_USER, "department", None): Attribute(User.department),
     (ENTERPRISE_USER, "organization", None): Attribute(User.organization),
-    (ENTERPRISE_USER, "manager", "value"): Attribute(_manager.public_id, case_exact=True),
+    (ENTERPRISE_USER, "manager", "value"): Attribute(
+        select(_manager.public_id).where(_manager.id == User.manager_id).scalar_subquery(),
+        case_exact=True,
+        sortable=False,
+    ),
 }
 # A multi-valued or complex attribute named alone means its value (RFC 7644 §3.4.2.2).
 _IMPLIED_SUB = {"emails": "value", "photos": "value", "groups": "value", "manager": "value"}
@@ -135,34 +131,69 @@ def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _datetime(value: Any, path: AttrPath) -> datetime:
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        if when.tzinfo is None:
+            raise ValueError("no time zone")
+        return when.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InvalidInput.one(
+            "filter", "invalidValue", f"{path} is a date-time with its time zone: {value!r} is not"
+        ) from None
+
+
+def _text_test(op: CompareOperator, subject: Any, text: str, exact: bool) -> Any:
+    """A string comparison behaving alike on both databases. Case-insensitive ones lower
+    both sides in SQL, so a value in its stored case always matches, accents included
+    (SQLite's lower() folds ASCII letters only); case-exact ones avoid LIKE, which SQLite
+    applies regardless of ASCII case."""
+    value: Any = literal(text)
+    if exact:
+        if op is CompareOperator.co:
+            return func.replace(subject, value, "") != subject
+        if op is CompareOperator.sw:
+            return func.substr(subject, 1, len(text)) == value
+        if op is CompareOperator.ew:
+            start = func.length(subject) - len(text) + 1
+            return and_(start >= 1, func.substr(subject, start) == value)
+    else:
+        subject, value = func.lower(subject), func.lower(value)
+        if op in (CompareOperator.co, CompareOperator.sw, CompareOperator.ew):
+            needle = _escape_like(text)
+            pattern = {
+                CompareOperator.co: f"%{needle}%",
+                CompareOperator.sw: f"{needle}%",
+                CompareOperator.ew: f"%{needle}",
+            }[op]
+            return subject.like(func.lower(literal(pattern)), escape="\\")
+    return {
+        CompareOperator.eq: subject == value,
+        CompareOperator.gt: subject > value,
+        CompareOperator.ge: subject >= value,
+        CompareOperator.lt: subject < value,
+        CompareOperator.le: subject <= value,
+    }[op]
+
+
 def _compare(found: Attribute, op: CompareOperator, value: Any, path: AttrPath) -> Any:
     """One comparison, never NULL: an absent attribute compares false (`ne`: true)."""
     column = found.column
+    present = column.is_not(None)
+    if found.guard is not None:
+        present = and_(present, found.guard)
+    if op is CompareOperator.ne:
+        return not_(_compare(found, CompareOperator.eq, value, path))
     if found.kind == "boolean":
-        if op not in (CompareOperator.eq, CompareOperator.ne) or not isinstance(value, bool):
+        if op is not CompareOperator.eq or not isinstance(value, bool):
             raise InvalidInput.one(
                 "filter", "invalidFilter", f"{path} is a boolean: compare it with eq or ne"
             )
-        test = column.is_(True) if value else column.is_(False)
-        return (
-            and_(column.is_not(None), test)
-            if op is CompareOperator.eq
-            else not_(and_(column.is_not(None), test))
-        )
+        return and_(present, column.is_(True) if value else column.is_(False))
     if found.kind == "datetime":
-        try:
-            when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidInput.one(
-                "filter", "invalidValue", f"{path} is a date-time: {value!r} is not one"
-            ) from None
-        if when.tzinfo is None:
-            raise InvalidInput.one(
-                "filter", "invalidValue", f"{path}: give the time zone of {value!r}"
-            )
+        when = _datetime(value, path)
         operators = {
             CompareOperator.eq: column == when,
-            CompareOperator.ne: column != when,
             CompareOperator.gt: column > when,
             CompareOperator.ge: column >= when,
             CompareOperator.lt: column < when,
@@ -173,50 +204,22 @@ def _compare(found: Attribute, op: CompareOperator, value: Any, path: AttrPath) 
                 "filter", "invalidFilter", f"{path} is a date-time: {op.value} does not apply"
             )
         return operators[op]
-    if value is None or isinstance(value, bool | int | float):
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            value = str(value)
-        else:
-            raise InvalidInput.one(
-                "filter", "invalidValue", f"{path} is a string: compare it with a quoted value"
-            )
+    if isinstance(value, bool) or value is None:
+        raise InvalidInput.one(
+            "filter", "invalidValue", f"{path} is a string: compare it with a quoted value"
+        )
     text = str(value)
-    if found.folded is not None:
-        text, subject = found.folded(text), column
-    elif found.case_exact:
-        subject = column
-    else:
-        text, subject = text.lower(), func.lower(column)
     if column is Role.id:
-        if op not in (CompareOperator.eq, CompareOperator.ne):
+        if op is not CompareOperator.eq:
             raise InvalidInput.one(
                 "filter", "invalidFilter", f"{path} is an id: compare it with eq or ne"
             )
-        if not text.isdigit():
-            return false() if op is not CompareOperator.ne else true()
-        subject, text = column, int(text)  # type: ignore[assignment]
-    present = column.is_not(None)
-    if found.guard is not None:
-        present = and_(present, found.guard)
-    if op is CompareOperator.eq:
-        return and_(present, subject == text)
-    if op is CompareOperator.ne:
-        return not_(and_(present, subject == text))
-    if op in (CompareOperator.co, CompareOperator.sw, CompareOperator.ew):
-        needle = _escape_like(str(text))
-        pattern = {
-            CompareOperator.co: f"%{needle}%",
-            CompareOperator.sw: f"{needle}%",
-            CompareOperator.ew: f"%{needle}",
-        }[op]
-        return and_(present, subject.like(pattern, escape="\\"))
-    ordered = {
-        CompareOperator.gt: subject > text,
-        CompareOperator.ge: subject >= text,
-        CompareOperator.lt: subject < text,
-        CompareOperator.le: subject <= text,
-    }
-    return and_(present, ordered[op])
+        if not text.isdigit() or len(text) > 18:
+            text = "-1"  # no role has it (and it stays a condition on the role, for EXISTS)
+        return and_(present, column == int(text))
+    if found.folded is not None:
+        return and_(present, _text_test(op, column, found.folded(text), exact=True))
+    return and_(present, _text_test(op, column, text, exact=found.case_exact))
 
 
 def _where(node: FilterNode, parent: str | None = None) -> Any:
@@ -229,8 +232,7 @@ def _where(node: FilterNode, parent: str | None = None) -> Any:
         outer = node.attr_path.attr.lower()
         if node.attr_path.sub_attr is not None or outer not in _IMPLIED_SUB:
             raise _unknown(node.attr_path)
-        inner = _where(node.val_filter, parent=outer)
-        return _within(outer, inner, node.attr_path)
+        return _within(outer, _where(node.val_filter, parent=outer))
     if isinstance(node, Present | Comparison):
         schema, attr, sub = _lookup(node.attr_path, parent)
         found = USER_ATTRIBUTES[(schema, attr, sub)]
@@ -238,38 +240,57 @@ def _where(node: FilterNode, parent: str | None = None) -> Any:
             test = found.column.is_not(None)
             if found.guard is not None:
                 test = and_(test, found.guard)
-            if found.column is User.email_key or found.column is User.avatar_url:
+            if found.column is User.avatar_url:
                 test = and_(test, found.column != "")
         else:
             test = _compare(found, node.op, node.value, node.attr_path)
-        return test if parent is not None else _within(attr, test, node.attr_path)
+        return test if parent is not None else _within(attr, test)
     raise InvalidInput.one("filter", "invalidFilter", f"unsupported filter expression {node}")
 
 
-def _within(attr: str, test: Any, path: AttrPath) -> Any:
-    """A test on a sub-attribute of `attr`, for the user: groups are roles held, a manager
-    is another user; the others are the user's own columns."""
+def _within(attr: str, test: Any) -> Any:
+    """A test on a sub-attribute of `attr`, for the user: groups are the roles they hold;
+    the others are the user's own columns (the manager's id by a scalar subquery)."""
     if attr == "groups":
         return exists().where(
             user_roles.c.user_id == User.id, user_roles.c.role_id == Role.id, test
         )
-    if attr == "manager":
-        return exists().where(_manager.id == User.manager_id, test)
     return test
+
+
+# A filter is one request's worth of conditions, not a list of every user to look for: each
+# comparison is a bound parameter, and databases take some 32,000 at most.
+MAX_COMPARISONS = 200
+
+
+def _comparisons(node: FilterNode) -> int:
+    if isinstance(node, LogicalExpr):
+        return sum(_comparisons(term) for term in node.terms)
+    if isinstance(node, Not):
+        return _comparisons(node.expr)
+    if isinstance(node, ValuePath):
+        return _comparisons(node.val_filter)
+    return 1
 
 
 def user_filter(ast: FilterNode) -> Any:
     """The SQL condition of a parsed SCIM filter over users."""
+    if _comparisons(ast) > MAX_COMPARISONS:
+        raise InvalidInput.one(
+            "filter", "invalidFilter", f"has more than {MAX_COMPARISONS} comparisons"
+        )
     return _where(ast)
 
 
 def sort_column(path: AttrPath) -> Any:
     found = USER_ATTRIBUTES[_lookup(path, field="sortBy")]
-    if not found.sortable or found.kind == "boolean" or found.column is _manager.public_id:
+    if not found.sortable or found.kind == "boolean":
         raise InvalidInput.one("sortBy", "invalidValue", f"cannot sort by {path}")
     if found.sort is not None:
         return found.sort
-    return found.column if found.folded or found.case_exact else func.lower(found.column)
+    if found.kind == "datetime" or found.folded or found.case_exact:
+        return found.column
+    return func.lower(found.column)
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,9 @@ async def scim_actor(request: Request, database: DatabaseDep) -> Actor:
         raise Unauthenticated("send a personal access token as 'Authorization: Bearer <token>'")
     actor = await current_actor(request, database)
     actor.require(Permission.USERS_PROVISION)
+    # A provider reads what it writes back (and would otherwise learn, from which error it
+    # gets, what it may not read).
+    actor.require(Permission.USERS_READ)
     return actor
 
 
@@ -150,20 +153,19 @@ async def json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def etag(version: int) -> str:
+def etag(version: str) -> str:
     return f'W/"{version}"'
 
 
-def check_if_match(request: Request, version: int) -> None:
+def check_if_match(request: Request, current: str) -> None:
     """A write with If-Match is refused unless the resource is still the one the caller
-    read (RFC 7644 §3.14; `*` matches any)."""
+    read (RFC 7644 §3.14; `*` matches any). `current` is the resource's ETag."""
     header = request.headers.get("if-match")
     if header is None:
         return
     tags = {tag.strip() for tag in header.split(",")}
     if "*" in tags:
         return
-    current = etag(version)
     if current not in tags and current.removeprefix("W/") not in tags:
         raise PreconditionFailed(
             f"the resource has changed: its version is {current}, the request's If-Match "

@@ -9,6 +9,7 @@ primary one (else the first) is kept.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +37,7 @@ from userdesk.actions import users as user_actions
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import UserCreate, UserUpdate
 from userdesk.actions.rules import lock_user
+from userdesk.actions.seats import lock_workspace
 from userdesk.db import Database
 from userdesk.errors import InvalidInput
 from userdesk.http.deps import DatabaseDep
@@ -90,18 +92,14 @@ def to_scim(user: User, base: str) -> Any:
         timezone=user.timezone,
         active=user.status is not UserStatus.DEACTIVATED,
         emails=[Email(value=user.email, type=user.email_type, primary=user.email_primary)],
-        photos=(
-            [Photo(value=user.avatar_url, type="photo")]
-            if user.avatar_kind is AvatarKind.URL and user.avatar_url
-            else None
-        ),
+        photos=_photos(user),
         groups=[GroupMembership(value=str(r.id), display=r.name) for r in user.roles] or None,
         meta=Meta(
             resource_type="User",
             created=user.created_at,
             last_modified=user.updated_at,
             location=f"{base}/Users/{user.public_id}",
-            version=etag(user.version),
+            version=user_etag(user),
         ),
     )
     manager = user.manager
@@ -119,17 +117,52 @@ def to_scim(user: User, base: str) -> Any:
     return resource
 
 
-def _pick(entries: list[Any] | None) -> Any:
-    """Of a multi-valued attribute, the entry kept: the primary one, else the first."""
+def user_etag(user: User) -> str:
+    """The user's version, and the names of their roles (a role renamed changes how the
+    user reads, not the user's row)."""
+    names = ",".join(sorted(role.name for role in user.roles))
+    return etag(f"{user.version}.{zlib.crc32(names.encode()):08x}")
+
+
+def _photos(user: User) -> list[Photo] | None:
+    """The picture URL as a photo; one SCIM cannot carry (userdesk's rule for URLs is more
+    lenient than RFC 3986) is left out rather than failing every read of the user."""
+    if user.avatar_kind is not AvatarKind.URL or not user.avatar_url:
+        return None
+    try:
+        return [Photo(value=user.avatar_url, type="photo")]
+    except ValidationError:
+        return None
+
+
+def _pick(entries: list[Any] | None, current: str | None = None) -> Any:
+    """Of a multi-valued attribute, the entry kept: the primary one; else, of several, one
+    that is not `current` (Entra changes an address without a type by adding a second
+    entry); else the first."""
     if not entries:
         return None
-    return next((e for e in entries if e.primary), entries[0])
+    primary = next((e for e in entries if e.primary), None)
+    if primary is not None:
+        return primary
+    if current is not None and len(entries) > 1:
+        return next((e for e in entries if e.value != current), entries[0])
+    return entries[0]
 
 
-def from_scim(resource: Any) -> dict[str, Any]:
+def _blank_to_none(value: Any) -> Any:
+    """Providers send "" for an empty attribute; userdesk stores nothing for it."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def from_scim(resource: Any, current_email: str | None = None) -> dict[str, Any]:
     """The userdesk fields a SCIM User describes (None where it sets nothing)."""
+    fields = {k: _blank_to_none(v) for k, v in _fields(resource, current_email).items()}
+    return fields
+
+
+def _fields(resource: Any, current_email: str | None) -> dict[str, Any]:
     name = resource.name
-    email = _pick(resource.emails)
+    email = _pick(resource.emails, current_email)
     photo = _pick(resource.photos)
     enterprise = resource[EnterpriseUser]
     manager = enterprise.manager if enterprise is not None else None
@@ -159,18 +192,6 @@ def from_scim(resource: Any) -> dict[str, Any]:
     }
 
 
-def shown_name(fields: dict[str, Any]) -> str | None:
-    """The name the console shows: the display name, else the formatted name, else the
-    given and family names, else the username."""
-    joined = " ".join(p for p in (fields.get("given_name"), fields.get("family_name")) if p)
-    return (
-        fields.get("display_name")
-        or fields.get("formatted_name")
-        or joined
-        or fields.get("username")
-    )
-
-
 def _parse(body: dict[str, Any], context: Context) -> Any:
     with POLICY:
         try:
@@ -183,7 +204,8 @@ def _parse(body: dict[str, Any], context: Context) -> Any:
 
 def _entra_manager(body: dict[str, Any]) -> dict[str, Any]:
     """Microsoft Entra sets the manager with the id as a bare string value."""
-    for operation in body.get("Operations") or []:
+    operations = body.get("Operations")
+    for operation in operations if isinstance(operations, list) else []:
         if (
             isinstance(operation, dict)
             and str(operation.get("path", "")).lower().endswith(":manager")
@@ -208,25 +230,28 @@ async def _apply(
     in one transaction. Only what differs is changed: the audit log and the version move
     only for real changes."""
     async with database.transaction() as session:
+        # The workspace before the user: the lock order every action keeps (deactivating,
+        # activating and deleting lock it), or this would deadlock with them.
+        await lock_workspace(session)
         user = await lock_user(session, user_id)
-        check_if_match(request, user.version)
+        check_if_match(request, user_etag(user))
         resource = desire(user)
-        desired = from_scim(resource)
+        desired = from_scim(resource, current_email=user.email)
         current = from_scim(to_scim(user, base_url(request)))
         changes = {k: v for k, v in desired.items() if k != "display_name" and current.get(k) != v}
         if "email" in changes and changes["email"] is None:
             raise InvalidInput.one("emails", "required", "a user needs an email address")
         if "username" in changes and changes["username"] is None:
             raise InvalidInput.one("userName", "required", "a user needs a userName")
-        name = shown_name(desired)
-        if name != user.name:
-            # With the display name as the provider has it (a name set alone would be taken
-            # for a display name set by hand).
-            changes["name"] = name
-        derived = desired["display_name"] is None
-        if "name" in changes or derived != user.name_derived:
-            changes["name_derived"] = derived
-        if resource.password is not None:
+        named = desired["display_name"]
+        if named is not None and (named != user.name or user.name_derived):
+            changes["name"] = named
+        elif named is None and not user.name_derived:
+            changes["name_derived"] = True  # the action derives the name from the others
+        if resource.password is not None and not await database.services.passwords.verify(
+            user.password_hash, resource.password
+        ):
+            # Providers that push the password with every update do not reset it each time.
             changes["password"] = resource.password
         if changes:
             if "email" in changes:
@@ -249,7 +274,7 @@ async def _answer(
         user = await user_queries.get_user(session, viewer=actor, user_id=user_id)
     base = base_url(request)
     body = to_scim(user, base).model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
-    headers = {"ETag": etag(user.version)}
+    headers = {"ETag": user_etag(user)}
     if status == 201:
         headers["Location"] = f"{base}/Users/{user.public_id}"
     return scim_response(body, status, headers)
@@ -342,8 +367,10 @@ async def create_user(request: Request, actor: ScimActor, database: DatabaseDep)
         raise InvalidInput.one("emails", "required", "a user needs an email address")
     values = {k: v for k, v in fields.items() if v is not None}
     values.pop("display_name", None)
-    values["name_derived"] = fields["display_name"] is None
-    values["name"] = shown_name(fields)
+    # A stand-in when nobody named them: the action derives the name (and without a
+    # userName the input is refused anyway).
+    values["name"] = fields["display_name"] or fields["username"] or "-"
+    values["name_derived"] = fields["display_name"] is None  # the action derives it
     values["email_verified"] = True  # the identity provider vouches for the address
     if resource.password:
         values["password"] = resource.password
@@ -352,10 +379,10 @@ async def create_user(request: Request, actor: ScimActor, database: DatabaseDep)
     except ValidationError as exc:
         raise from_validation(exc) from None
     async with database.transaction() as session:
-        user = await user_actions.create_user(session, actor=actor, data=data)
+        user = await user_actions.create_user(
+            session, actor=actor, data=data, active=resource.active is not False
+        )
         public_id = user.public_id
-        if resource.active is False:
-            await user_actions.deactivate_user(session, actor=actor, user_id=public_id)
     return await _answer(database, request, actor, public_id, status=201)
 
 
@@ -365,7 +392,7 @@ async def get_user(
 ) -> Response:
     async with database.reader() as session:
         user = await user_queries.get_user(session, viewer=actor, user_id=user_id)
-    tag = etag(user.version)
+    tag = user_etag(user)
     if tag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
         return Response(status_code=304, headers={"ETag": tag})
     search = _search(dict(request.query_params))
@@ -418,7 +445,8 @@ async def delete_user(
     user_id: str, request: Request, actor: ScimActor, database: DatabaseDep
 ) -> Response:
     async with database.transaction() as session:
+        await lock_workspace(session)  # the actions' lock order: the workspace, then users
         user = await lock_user(session, user_id)
-        check_if_match(request, user.version)
+        check_if_match(request, user_etag(user))
         await user_actions.delete_user(session, actor=actor, user_id=user_id)
     return Response(status_code=204)

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 from alembic import op
 
-from userdesk.queries.search import SQLITE_FILL_BIGRAMS, sqlite_bigram_tokens
-
 revision = "0007"
 down_revision = "0006"
 branch_labels = None
@@ -34,6 +32,23 @@ BIGRAMS_FUNCTION = (
     "LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ "
     "SELECT coalesce(array_agg(DISTINCT substr($1, i, 2)), '{}'::text[]) "
     "FROM generate_series(1, length($1) - 1) AS i $$"
+)
+
+
+def sqlite_bigram_tokens(column: str) -> str:
+    """The text in `column` as its two-character substrings, space-separated hex tokens,
+    as this revision writes them (queries/search.py reads them the same way; a migration
+    keeps its own copy so that later code cannot change what it built)."""
+    positions = (
+        f"json_each('[' || rtrim(replace(hex(zeroblob(length({column}) - 1)), '00', '0,'), ',')"
+        " || ']')"
+    )
+    return f"(SELECT group_concat(hex(substr({column}, p.key + 1, 2)), ' ') FROM {positions} AS p)"
+
+
+SQLITE_FILL_BIGRAMS = (
+    "INSERT INTO users_bigrams(rowid, grams) "
+    f"SELECT id, {sqlite_bigram_tokens('search_text')} FROM users"
 )
 
 

@@ -44,12 +44,17 @@ def upgrade() -> None:
         sa.Column("name_derived", sa.Boolean(), nullable=False, server_default=sa.false()),
     )
     if op.get_bind().dialect.name == "sqlite":
-        # Alembic would rebuild the table for the foreign key; SQLite adds it in place.
-        op.execute(
-            "ALTER TABLE users ADD COLUMN manager_id INTEGER "
-            "REFERENCES users (id) ON DELETE SET NULL"
-        )
+        # Alembic would rebuild the table for the foreign key; SQLite adds it in place. A
+        # downgrade on SQLite leaves the column (it cannot drop one with a foreign key).
+        columns = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("users")}
+        if "manager_id" not in columns:
+            op.execute(
+                "ALTER TABLE users ADD COLUMN manager_id INTEGER "
+                "REFERENCES users (id) ON DELETE SET NULL"
+            )
     else:
+        # Usernames may be 64 characters now, and case folding can triple one (ﬃ → ffi).
+        op.execute('ALTER TABLE users ALTER COLUMN username_key TYPE varchar(256) COLLATE "C"')
         op.add_column("users", sa.Column("manager_id", BigId, nullable=True))
         op.create_foreign_key(
             "fk_users_manager_id_users",
@@ -91,6 +96,14 @@ def downgrade() -> None:
     _grant_provisioning(add=False)
     op.drop_index("ix_users_manager_id", table_name="users")
     op.drop_index("ix_users_external_id", table_name="users")
-    with op.batch_alter_table("users") as batch:
-        for name in [*TEXT_COLUMNS, "email_primary", "name_derived", "manager_id", "version"]:
-            batch.drop_column(name)
+    columns = [*TEXT_COLUMNS, "email_primary", "name_derived", "version"]
+    if op.get_bind().dialect.name == "sqlite":
+        # In place: a batch rebuild of users would drop its search triggers, and its DROP
+        # TABLE would run the children's ON DELETE actions. manager_id stays (see upgrade).
+        for name in columns:
+            op.execute(f"ALTER TABLE users DROP COLUMN {name}")
+        return
+    op.drop_constraint("fk_users_manager_id_users", "users", type_="foreignkey")
+    for name in [*columns, "manager_id"]:
+        op.drop_column("users", name)
+    op.execute('ALTER TABLE users ALTER COLUMN username_key TYPE varchar(128) COLLATE "C"')
