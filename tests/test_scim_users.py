@@ -5,6 +5,8 @@ console's rules (seats, the last owner, permissions, audit) holding for SCIM too
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -721,3 +723,37 @@ async def test_a_password_pushed_again_does_not_end_sessions(
         await client.put(f"{SCIM}/Users/{made['id']}", json=body, headers=owner.headers)
     ).status_code == 200
     assert (await client.get("/api/v1/me", headers=mine)).status_code == 401
+
+
+async def test_the_token_the_readme_shows_can_provision(
+    client: httpx.AsyncClient, database: Database, owner: Account
+) -> None:
+    """README.md's restricted token for an identity provider does the whole job."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    command = readme[readme.index("tokens create --user admin --name entra-id") :]
+    command = command[: command.index("```")]
+    permissions = re.findall(r"--permission (\S+)", command)
+    assert "users.provision" in permissions
+    async with database.transaction() as session:
+        _, secret = await create_token(
+            session,
+            actor=Actor.system("test"),
+            username="olive",
+            name="entra-id",
+            permissions=permissions,
+        )
+    idp = {"Authorization": f"Bearer {secret}"}
+    made = await client.post(f"{SCIM}/Users", json=scim_user("jdoe"), headers=idp)
+    assert made.status_code == 201, made.text
+    user_id = made.json()["id"]
+    for operation in (
+        {"op": "replace", "path": "title", "value": "Clerk"},
+        {"op": "replace", "path": "active", "value": False},
+    ):
+        response = await client.patch(
+            f"{SCIM}/Users/{user_id}",
+            json={"schemas": [PATCH], "Operations": [operation]},
+            headers=idp,
+        )
+        assert response.status_code == 200, response.text
+    assert (await client.delete(f"{SCIM}/Users/{user_id}", headers=idp)).status_code == 204

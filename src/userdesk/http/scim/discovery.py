@@ -122,7 +122,6 @@ def _with_meta(document: Any, resource_type: str, location: str) -> dict[str, An
 
 def service_provider_config(base: str) -> ServiceProviderConfig:
     return ServiceProviderConfig(
-        documentation_uri="https://github.com/userdesk/userdesk#scim-20",
         patch=Patch(supported=True),
         bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
         filter=Filter(supported=True, max_results=MAX_COUNT),
