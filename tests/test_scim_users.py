@@ -68,6 +68,19 @@ async def native(client: httpx.AsyncClient, owner: Account, user_id: str) -> Any
     return response.json()
 
 
+async def restricted(database: Database, name: str, permissions: list[str]) -> dict[str, str]:
+    """The headers of a token of the owner's, narrowed to `permissions`."""
+    async with database.transaction() as session:
+        _, secret = await create_token(
+            session,
+            actor=Actor.system("test"),
+            username="olive",
+            name=name,
+            permissions=permissions,
+        )
+    return {"Authorization": f"Bearer {secret}"}
+
+
 # --- discovery and authentication ------------------------------------------------------------
 
 
@@ -130,15 +143,7 @@ async def test_only_a_token_with_the_provisioning_permission_gets_in(
     detail = is_error(await client.get(f"{SCIM}/Users", headers=manager.headers), 403)
     assert "users.provision" in detail
     # A token narrowed to reading cannot create, even for an owner.
-    async with database.transaction() as session:
-        _, secret = await create_token(
-            session,
-            actor=Actor.system("test"),
-            username="olive",
-            name="idp-readonly",
-            permissions=["users.provision", "users.read"],
-        )
-    reader = {"Authorization": f"Bearer {secret}"}
+    reader = await restricted(database, "idp-readonly", ["users.provision", "users.read"])
     assert (await client.get(f"{SCIM}/Users", headers=reader)).status_code == 200
     refused = await client.post(f"{SCIM}/Users", json=scim_user("rita"), headers=reader)
     assert "users.create" in is_error(refused, 403)
@@ -598,15 +603,7 @@ async def test_crafted_requests_get_scim_errors_not_crashes(
 async def test_provisioning_needs_reading_too(
     client: httpx.AsyncClient, database: Database, owner: Account
 ) -> None:
-    async with database.transaction() as session:
-        _, secret = await create_token(
-            session,
-            actor=Actor.system("test"),
-            username="olive",
-            name="blind",
-            permissions=["users.provision", "users.create"],
-        )
-    blind = {"Authorization": f"Bearer {secret}"}
+    blind = await restricted(database, "blind", ["users.provision", "users.create"])
     refused = await client.post(f"{SCIM}/Users", json=scim_user("ghost"), headers=blind)
     assert "users.read" in is_error(refused, 403)
     assert (await found(client, owner, 'userName eq "ghost"')) == []
@@ -734,15 +731,7 @@ async def test_the_token_the_readme_shows_can_provision(
     command = command[: command.index("```")]
     permissions = re.findall(r"--permission (\S+)", command)
     assert "users.provision" in permissions
-    async with database.transaction() as session:
-        _, secret = await create_token(
-            session,
-            actor=Actor.system("test"),
-            username="olive",
-            name="entra-id",
-            permissions=permissions,
-        )
-    idp = {"Authorization": f"Bearer {secret}"}
+    idp = await restricted(database, "entra-id", permissions)
     made = await client.post(f"{SCIM}/Users", json=scim_user("jdoe"), headers=idp)
     assert made.status_code == 201, made.text
     user_id = made.json()["id"]

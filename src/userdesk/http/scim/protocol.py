@@ -4,13 +4,13 @@ and errors in the SCIM error schema (RFC 7644 §3.12)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import ValidationError
-from scim2_models import SCIMException
+from scim2_models import SCIMException, ScimPolicy
 
 from userdesk.actions.context import Actor
 from userdesk.errors import (
@@ -120,9 +120,25 @@ def from_scim_exception(exc: SCIMException) -> InvalidInput:
     return InvalidInput.one("request", error.scim_type or "invalidValue", error.detail or str(exc))
 
 
-def from_validation(exc: ValidationError) -> InvalidInput:
-    """A body scim2-models refused, naming the attribute and the rule."""
-    return InvalidInput.from_pydantic(exc.errors(), drop_location=False)
+# What real identity providers send, read as they mean it: capitalised operation names,
+# "True"/"False" strings, Entra's remove-by-value and add-through-a-filter.
+POLICY = ScimPolicy(
+    unknown=ScimPolicy.Unknown.ignore,
+    remove_value_as_filter=ScimPolicy.RemoveValue.apply,
+    unmatched_path_filter=ScimPolicy.UnmatchedPathFilter.create,
+)
+
+
+@contextmanager
+def scim_input() -> Iterator[None]:
+    """Read what a provider sent under POLICY; scim2-models' own refusals (a bad path,
+    filter or PATCH target) become ours. A refused body (pydantic's ValidationError) is
+    mapped by the app's handler, naming the attribute and the rule."""
+    with POLICY:
+        try:
+            yield
+        except SCIMException as exc:
+            raise from_scim_exception(exc) from None
 
 
 async def scim_actor(request: Request, database: DatabaseDep) -> Actor:

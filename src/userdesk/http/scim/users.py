@@ -28,7 +28,6 @@ from scim2_models import (
     Photo,
     SCIMException,
     ScimFilter,
-    ScimPolicy,
     SearchRequest,
 )
 from scim2_models.path.expressions import AttrPath
@@ -48,8 +47,8 @@ from userdesk.http.scim.protocol import (
     check_if_match,
     etag,
     from_scim_exception,
-    from_validation,
     json_body,
+    scim_input,
     scim_response,
 )
 from userdesk.models import AvatarKind, User, UserStatus
@@ -58,13 +57,6 @@ from userdesk.queries import users as user_queries
 
 router = APIRouter(prefix=f"{PREFIX}/Users", tags=["scim"], include_in_schema=False)
 
-# What real identity providers send, read as they mean it: capitalised operation names,
-# "True"/"False" strings, Entra's remove-by-value and add-through-a-filter.
-POLICY = ScimPolicy(
-    unknown=ScimPolicy.Unknown.ignore,
-    remove_value_as_filter=ScimPolicy.RemoveValue.apply,
-    unmatched_path_filter=ScimPolicy.UnmatchedPathFilter.create,
-)
 ENTERPRISE_URN = str(EnterpriseUser.__schema__)
 
 # --- representation -------------------------------------------------------------------------
@@ -156,8 +148,7 @@ def _blank_to_none(value: Any) -> Any:
 
 def from_scim(resource: Any, current_email: str | None = None) -> dict[str, Any]:
     """The userdesk fields a SCIM User describes (None where it sets nothing)."""
-    fields = {k: _blank_to_none(v) for k, v in _fields(resource, current_email).items()}
-    return fields
+    return {k: _blank_to_none(v) for k, v in _fields(resource, current_email).items()}
 
 
 def _fields(resource: Any, current_email: str | None) -> dict[str, Any]:
@@ -193,13 +184,8 @@ def _fields(resource: Any, current_email: str | None) -> dict[str, Any]:
 
 
 def _parse(body: dict[str, Any], context: Context) -> Any:
-    with POLICY:
-        try:
-            return ScimUser.model_validate(body, scim_ctx=context)
-        except ValidationError as exc:
-            raise from_validation(exc) from None
-        except SCIMException as exc:
-            raise from_scim_exception(exc) from None
+    with scim_input():
+        return ScimUser.model_validate(body, scim_ctx=context)
 
 
 def _entra_manager(body: dict[str, Any]) -> dict[str, Any]:
@@ -256,10 +242,7 @@ async def _apply(
         if changes:
             if "email" in changes:
                 changes["email_verified"] = True  # the identity provider vouches for it
-            try:
-                data = UserUpdate.model_validate(changes)
-            except ValidationError as exc:
-                raise from_validation(exc) from None
+            data = UserUpdate.model_validate(changes)
             await user_actions.update_user(session, actor=actor, user_id=user_id, data=data)
         if resource.active is False and user.status is not UserStatus.DEACTIVATED:
             await user_actions.deactivate_user(session, actor=actor, user_id=user_id)
@@ -284,13 +267,8 @@ async def _answer(
 
 
 def _search(params: dict[str, Any]) -> Any:
-    with POLICY:
-        try:
-            return SearchRequest.model_validate(params, scim_ctx=Context.SEARCH_REQUEST)
-        except ValidationError as exc:
-            raise from_validation(exc) from None
-        except SCIMException as exc:
-            raise from_scim_exception(exc) from None
+    with scim_input():
+        return SearchRequest.model_validate(params, scim_ctx=Context.SEARCH_REQUEST)
 
 
 async def _listing(
@@ -374,10 +352,7 @@ async def create_user(request: Request, actor: ScimActor, database: DatabaseDep)
     values["email_verified"] = True  # the identity provider vouches for the address
     if resource.password:
         values["password"] = resource.password
-    try:
-        data = UserCreate.model_validate(values)
-    except ValidationError as exc:
-        raise from_validation(exc) from None
+    data = UserCreate.model_validate(values)
     async with database.transaction() as session:
         user = await user_actions.create_user(
             session, actor=actor, data=data, active=resource.active is not False
@@ -416,24 +391,14 @@ async def patch_user(
     user_id: str, request: Request, actor: ScimActor, database: DatabaseDep
 ) -> JSONResponse:
     body = _entra_manager(await json_body(request))
-    with POLICY:
-        try:
-            patch = PatchOp[ScimUser].model_validate(body, scim_ctx=Context.RESOURCE_PATCH_REQUEST)
-        except ValidationError as exc:
-            raise from_validation(exc) from None
-        except SCIMException as exc:
-            raise from_scim_exception(exc) from None
+    with scim_input():
+        patch = PatchOp[ScimUser].model_validate(body, scim_ctx=Context.RESOURCE_PATCH_REQUEST)
     base = base_url(request)
 
     def patched(user: User) -> Any:
         resource = to_scim(user, base)
-        with POLICY:
-            try:
-                patch.patch(resource)
-            except ValidationError as exc:
-                raise from_validation(exc) from None
-            except SCIMException as exc:
-                raise from_scim_exception(exc) from None
+        with scim_input():
+            patch.patch(resource)
         return resource
 
     await _apply(database, request, actor, user_id, patched)
