@@ -12,7 +12,7 @@ from sqlalchemy import text
 from userdesk import __version__
 from userdesk.config import Settings
 from userdesk.db import Database
-from userdesk.http import join_page, problems, scim, web
+from userdesk.http import join_page, problems, rocketchat, scim, web
 from userdesk.http.api import (
     auth,
     avatars,
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.settings = settings
     problems.install(app)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
+    rocketchat.install(app)
     for module in (
         auth,
         users,

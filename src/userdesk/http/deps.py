@@ -44,37 +44,54 @@ def _refuse_cross_site(request: Request) -> None:
         raise PermissionDenied("a cross-site request cannot use the session cookie")
 
 
-async def current_actor(request: Request, database: DatabaseDep) -> Actor:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+async def actor_by_token(request: Request, database: Database, token: str) -> Actor | None:
+    """The actor behind a personal access token, noting its use; None if it is no good."""
+    async with database.reader() as session:
+        found = await actor_for_token(session, token, **_request_facts(request))
+    if found is None:
+        return None
+    actor, api_token = found
     now = database.services.clock.now()
-    if header:
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("send a token as 'Authorization: Bearer <token>'")
-        async with database.reader() as session:
-            found = await actor_for_token(session, token.strip(), **_request_facts(request))
-        if found is None:
-            raise Unauthenticated(
-                "the token is unknown, expired or revoked, or its user is deactivated"
-            )
-        actor, api_token = found
-        if api_token.last_used_at is None or now - api_token.last_used_at >= LAST_USED_RESOLUTION:
-            async with database.transaction() as session:
-                await note_token_use(session, token_id=api_token.id, at=now)
-        return actor
-    secret = request.cookies.get(SESSION_COOKIE)
-    if not secret:
-        raise Unauthenticated("sign in, or send a token as 'Authorization: Bearer <token>'")
-    _refuse_cross_site(request)
+    if api_token.last_used_at is None or now - api_token.last_used_at >= LAST_USED_RESOLUTION:
+        async with database.transaction() as session:
+            await note_token_use(session, token_id=api_token.id, at=now)
+    return actor
+
+
+async def actor_by_session(request: Request, database: Database, secret: str) -> Actor | None:
+    """The actor behind a session secret, noting its use; None if the session has ended."""
     async with database.reader() as session:
         by_session = await actor_for_session(session, secret, **_request_facts(request))
     if by_session is None:
-        raise Unauthenticated("the session has ended; sign in again")
+        return None
     actor, login_session = by_session
+    now = database.services.clock.now()
     if now - login_session.last_seen_at >= LAST_USED_RESOLUTION:
         async with database.transaction() as session:
             await note_session_use(session, session_id=login_session.id, at=now)
     return actor
+
+
+async def current_actor(request: Request, database: DatabaseDep) -> Actor:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if header:
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("send a token as 'Authorization: Bearer <token>'")
+        by_token = await actor_by_token(request, database, token.strip())
+        if by_token is None:
+            raise Unauthenticated(
+                "the token is unknown, expired or revoked, or its user is deactivated"
+            )
+        return by_token
+    secret = request.cookies.get(SESSION_COOKIE)
+    if not secret:
+        raise Unauthenticated("sign in, or send a token as 'Authorization: Bearer <token>'")
+    _refuse_cross_site(request)
+    by_session = await actor_by_session(request, database, secret)
+    if by_session is None:
+        raise Unauthenticated("the session has ended; sign in again")
+    return by_session
 
 
 ActorDep = Annotated[Actor, Depends(current_actor)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
@@ -138,16 +138,23 @@ class ErrorFormat(Protocol):
     def http(self, status: int, detail: str, headers: Mapping[str, str] | None) -> Response: ...
 
 
-def register_format(app: FastAPI, prefix: str, error_format: ErrorFormat) -> None:
-    """Answer errors of requests under `prefix` in `error_format`."""
+def register_format(
+    app: FastAPI, applies: str | Callable[[Request], bool], error_format: ErrorFormat
+) -> None:
+    """Answer errors of the requests `applies` to (a path prefix, or a test of the request)
+    in `error_format`. The first registered format that applies is used."""
+    test = applies if callable(applies) else _under(applies)
     formats = getattr(app.state, "error_formats", [])
-    app.state.error_formats = [*formats, (prefix, error_format)]
+    app.state.error_formats = [*formats, (test, error_format)]
+
+
+def _under(prefix: str) -> Callable[[Request], bool]:
+    return lambda request: request.url.path.startswith(prefix)
 
 
 def _format_for(request: Request) -> ErrorFormat | None:
-    path = request.url.path
     formats = getattr(request.app.state, "error_formats", [])
-    return next((f for prefix, f in formats if path.startswith(prefix)), None)
+    return next((f for applies, f in formats if applies(request)), None)
 
 
 def _domain_answer(request: Request, exc: DomainError) -> Response:

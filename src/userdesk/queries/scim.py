@@ -143,7 +143,7 @@ def _datetime(value: Any, path: AttrPath) -> datetime:
         ) from None
 
 
-def _text_test(op: CompareOperator, subject: Any, text: str, exact: bool) -> Any:
+def text_test(op: CompareOperator, subject: Any, text: str, exact: bool) -> Any:
     """A string comparison behaving alike on both databases. Case-insensitive ones lower
     both sides in SQL, so a value in its stored case always matches, accents included
     (SQLite's lower() folds ASCII letters only); case-exact ones avoid LIKE, which SQLite
@@ -218,8 +218,8 @@ def _compare(found: Attribute, op: CompareOperator, value: Any, path: AttrPath) 
             text = "-1"  # no role has it (and it stays a condition on the role, for EXISTS)
         return and_(present, column == int(text))
     if found.folded is not None:
-        return and_(present, _text_test(op, column, found.folded(text), exact=True))
-    return and_(present, _text_test(op, column, text, exact=found.case_exact))
+        return and_(present, text_test(op, column, found.folded(text), exact=True))
+    return and_(present, text_test(op, column, text, exact=found.case_exact))
 
 
 def _where(node: FilterNode, parent: str | None = None) -> Any:

@@ -12,7 +12,7 @@ from userdesk.actions import users as user_actions
 from userdesk.actions.inputs import UserUpdate
 from userdesk.http.deps import ActorDep, DatabaseDep
 from userdesk.http.problems import problem_responses
-from userdesk.models import AvatarKind, User
+from userdesk.models import AvatarImage, AvatarKind, User
 from userdesk.queries import users as user_queries
 from userdesk.views import UserView
 
@@ -49,6 +49,11 @@ async def get_avatar(
     """The uploaded picture (PNG), a redirect to the picture's URL, or initials as SVG."""
     async with database.reader() as session:
         user, image = await user_queries.get_avatar(session, viewer=actor, user_id=user_id)
+    return avatar_response(request, user, image)
+
+
+def avatar_response(request: Request, user: User, image: AvatarImage | None) -> Response:
+    """A user's picture as an answer (here and at Rocket.Chat's /avatar/<username>)."""
     headers = {"Cache-Control": "private, max-age=300"}
     if user.avatar_kind is AvatarKind.UPLOAD and image is not None:
         etag = f'"{image.digest}"'
