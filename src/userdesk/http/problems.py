@@ -152,13 +152,13 @@ def _under(prefix: str) -> Callable[[Request], bool]:
     return lambda request: request.url.path.startswith(prefix)
 
 
-def _format_for(request: Request) -> ErrorFormat | None:
+def format_for(request: Request) -> ErrorFormat | None:
     formats = getattr(request.app.state, "error_formats", [])
     return next((f for applies, f in formats if applies(request)), None)
 
 
 def _domain_answer(request: Request, exc: DomainError) -> Response:
-    error_format = _format_for(request)
+    error_format = format_for(request)
     return error_format.domain(exc) if error_format else domain_problem(exc)
 
 
@@ -197,7 +197,7 @@ def install(app: FastAPI) -> None:
             return _domain_answer(
                 request, InvalidInput.one("body", "body_unreadable", "is not UTF-8 encoded JSON")
             )
-        error_format = _format_for(request)
+        error_format = format_for(request)
         if error_format is not None:
             return error_format.http(exc.status_code, str(exc.detail), exc.headers)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
@@ -217,7 +217,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)
-        error_format = _format_for(request)
+        error_format = format_for(request)
         if error_format is not None:
             return error_format.http(500, "something went wrong on our side; it was logged", None)
         return problem(500, "internal_error", "something went wrong on our side; it was logged")

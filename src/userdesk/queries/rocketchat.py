@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scim2_models.path.expressions import CompareOperator
-from sqlalchemy import and_, exists, false, not_, or_, select
+from sqlalchemy import and_, exists, false, not_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from userdesk.actions.context import Actor
@@ -68,12 +68,7 @@ _FIELDS: dict[str, _Field] = {
 # Rocket.Chat stores one address per entry of `emails`; userdesk users have one.
 _FIELDS["emails"] = _FIELDS["emails.address"]
 
-_ORDERINGS = {
-    "$gt": CompareOperator.gt,
-    "$gte": CompareOperator.ge,
-    "$lt": CompareOperator.lt,
-    "$lte": CompareOperator.le,
-}
+_ORDERINGS = ("$gt", "$gte", "$lt", "$lte")
 _SPECIAL = frozenset(".^$*+?()[]{}|\\")
 
 
@@ -115,11 +110,10 @@ def _datetime(value: Any, name: str) -> datetime:
     if isinstance(value, str):
         try:
             when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            pass
-        else:
             if when.tzinfo is not None:
                 return when.astimezone(UTC)
+        except (ValueError, OverflowError):
+            pass
     raise _invalid_query(f"{name} is a date: compare it with an ISO 8601 date-time with a zone")
 
 
@@ -143,9 +137,11 @@ def _equals(field: _Field, name: str, value: Any) -> Any:
             raise _invalid_query(f"{name} is true or false")
         return field.column.is_(True) if value else not_(field.column.is_(True))
     if field.kind == "datetime":
-        return field.column == _datetime(value, name)
+        return and_(field.column.is_not(None), field.column == _datetime(value, name))
     if field.kind == "type":
         kinds = {"user": UserType.HUMAN, "bot": UserType.BOT}
+        if not isinstance(value, str):
+            raise _invalid_query("type is 'user' or 'bot'")
         return field.column == kinds[value] if value in kinds else false()
     if field.kind == "roles":
         if not isinstance(value, str):
@@ -208,20 +204,22 @@ def _condition(name: str, spec: Any, budget: list[int]) -> Any:
         elif operator == "$regex":
             terms.append(_regex(field, name, value, spec.get("$options", "")))
         else:
-            if field.kind == "datetime":
-                when = _datetime(value, name)
-                terms.append(
+            # Only dates are ordered: text would follow each database's collation.
+            if field.kind != "datetime":
+                raise _invalid_query(f"{operator} applies to dates only, not to {name}")
+            when = _datetime(value, name)
+            column = field.column
+            terms.append(
+                and_(
+                    column.is_not(None),
                     {
-                        "$gt": field.column > when,
-                        "$gte": field.column >= when,
-                        "$lt": field.column < when,
-                        "$lte": field.column <= when,
-                    }[operator]
+                        "$gt": column > when,
+                        "$gte": column >= when,
+                        "$lt": column < when,
+                        "$lte": column <= when,
+                    }[operator],
                 )
-            elif field.kind == "text":
-                terms.append(_text(field, name, _ORDERINGS[operator], value, exact=True))
-            else:
-                raise _invalid_query(f"{operator} does not apply to {name}")
+            )
     if not terms:
         raise _invalid_query(f"no condition on {name}")
     return and_(*terms)
@@ -240,6 +238,10 @@ def _regex(field: _Field, name: str, pattern: Any, options: Any) -> Any:
         )
     text, op = literal
     exact = "i" not in options
+    if not text and op is not CompareOperator.eq:
+        # An empty pattern matches any value at all.
+        present = Role.id.is_not(None) if field.kind == "roles" else field.column.is_not(None)
+        return _holds(present) if field.kind == "roles" else present
     if field.kind == "roles":
         return _holds(text_test(op, Role.name, text, exact=exact))
     if field.kind != "text":
@@ -263,6 +265,8 @@ def _where(query: Any, budget: list[int], depth: int) -> Any:
         if key in ("$and", "$or", "$nor"):
             if not isinstance(value, list) or not value:
                 raise _invalid_query(f"{key} takes a non-empty list of conditions")
+            for _ in value:
+                _spend(budget)
             parts = [_where(part, budget, depth + 1) for part in value]
             terms.append(
                 and_(*parts)
@@ -275,11 +279,12 @@ def _where(query: Any, budget: list[int], depth: int) -> Any:
             raise _invalid_query(f"unsupported operator {key}")
         else:
             terms.append(_condition(key, value, budget))
-    return and_(*terms) if terms else None
+    # An empty object matches every user, as in MongoDB.
+    return and_(*terms) if terms else true()
 
 
 def user_condition(query: Any) -> Any:
-    """The SQL condition of a users.list `query` (None: every user)."""
+    """The SQL condition of a users.list `query` ({} matches every user)."""
     return _where(query, [MAX_CONDITIONS], 0)
 
 

@@ -82,6 +82,8 @@ async def login(request: Request, database: DatabaseDep) -> Any:
     if answer is not None:
         return answer
     refusal = result.refusal
+    if isinstance(refusal, TwoFactorCodeRequired) and data.code:
+        return _refused("totp-invalid", "Invalid TOTP provided")
     if isinstance(refusal, TwoFactorCodeRequired):
         return _refused(
             "totp-required",

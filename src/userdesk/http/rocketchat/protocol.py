@@ -58,7 +58,11 @@ def is_rocketchat_request(request: Request) -> bool:
         return False
     method = path[len(API) :].split("/", 1)[0]
     if method == "me":
-        return path.rstrip("/") == API + "me" and "x-auth-token" in request.headers
+        return (
+            path.rstrip("/") == API + "me"
+            and request.method in ("GET", "HEAD")
+            and _carries_token(request.headers.raw)
+        )
     return "." in method or method in UNDOTTED
 
 
@@ -69,9 +73,13 @@ class WithAuthHeaders(APIRoute):
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         match, child = super().matches(scope)
-        if match is not Match.NONE and not any(k == b"x-auth-token" for k, _ in scope["headers"]):
+        if match is not Match.NONE and not _carries_token(scope["headers"]):
             return Match.NONE, {}
         return match, child
+
+
+def _carries_token(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(k == b"x-auth-token" and v.strip() for k, v in headers)
 
 
 class RocketChatError(DomainError):
@@ -229,7 +237,25 @@ async def body_of(request: Request) -> dict[str, Any]:
         raise InvalidInput.one("body", "invalid_json", "is not JSON") from None
     if not isinstance(body, dict):
         raise InvalidInput.one("body", "invalid_json", "must be a JSON object")
+    _refuse_nul(body, "body")
     return body
+
+
+def _refuse_nul(value: Any, name: str) -> None:
+    """No string anywhere in a parameter holds a NUL character (PostgreSQL cannot store or
+    compare one; no name, address or token needs one). Checked iteratively: a deeply
+    nested document costs no recursion."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise InvalidInput.one(name, "nul_character", "must not contain NUL characters")
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
 
 
 def json_parameter(request: Request, name: str) -> Any:
@@ -238,9 +264,11 @@ def json_parameter(request: Request, name: str) -> Any:
     if raw is None or not raw.strip():
         return None
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except (ValueError, RecursionError):
         raise InvalidInput.one(name, f"invalid_{name}", "is not JSON") from None
+    _refuse_nul(value, name)
+    return value
 
 
 def integer_parameter(request: Request, name: str, default: int) -> int:
@@ -268,9 +296,12 @@ def flag(value: Any, name: str) -> bool | None:
 
 
 def text(value: Any, name: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise InvalidInput.one(name, "string", "must be a string")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput.one(name, "string", "must be a string")
+    _refuse_nul(value, name)
+    return value
 
 
 # users.list and roles.getUsersInRole: Rocket.Chat's default page and its cap.

@@ -19,9 +19,11 @@ from userdesk.actions.inputs import (
     AdminPasswordReset,
     JoinRequest,
     PasswordForgot,
+    TokenCreate,
     UserCreate,
     UserUpdate,
 )
+from userdesk.actions.rules import lock_user
 from userdesk.errors import InvalidInput
 from userdesk.http.api.avatars import avatar_response
 from userdesk.http.deps import DatabaseDep
@@ -40,7 +42,7 @@ from userdesk.http.rocketchat.protocol import (
     user_shape,
     utc_offset,
 )
-from userdesk.models import User, UserStatus, UserType
+from userdesk.models import ApiToken, User, UserStatus, UserType
 from userdesk.queries import rocketchat as rc_queries
 from userdesk.queries import tokens as token_queries
 from userdesk.queries import users as user_queries
@@ -81,6 +83,10 @@ async def create(request: Request, actor: RocketChatActor, database: DatabaseDep
     `bot` role makes a bot. Ignored: joinDefaultChannels, customFields and the like."""
     body = await body_of(request)
     random = flag(body.get("setRandomPassword"), "setRandomPassword") or False
+    if random and body.get("password"):
+        raise InvalidInput.one(
+            "password", "not_allowed", "leave it out with setRandomPassword: the server picks one"
+        )
     values = _profile(body)
     if not random and "password" in body:
         values["password"] = body["password"]
@@ -390,21 +396,23 @@ async def forgot_password(request: Request, database: DatabaseDep) -> Any:
 
 
 def _token_name(body: dict[str, Any]) -> str:
-    name = text(body.get("tokenName"), "tokenName")
-    if not name or not name.strip():
-        raise InvalidInput.one("tokenName", "required", "is required")
-    return name.strip()
+    """The name, under the native API's rules for token names."""
+    return TokenCreate.model_validate({"name": body.get("tokenName")}).name
 
 
-async def _live_tokens(session: AsyncSession, actor: Actor) -> tuple[User, list[Any]]:
+async def _live_tokens(session: AsyncSession, actor: Actor, *, lock: bool = True) -> list[ApiToken]:
+    """The caller's tokens still in use. Changes lock their user's row first: Rocket.Chat
+    names tokens uniquely, and two calls at once must not both make one of the same name."""
     assert actor.public_id is not None
-    owner = await token_queries.token_owner(session, viewer=actor, user_id=actor.public_id)
+    if lock:
+        owner = await lock_user(session, actor.public_id)
+    else:
+        owner = await token_queries.token_owner(session, viewer=actor, user_id=actor.public_id)
     now = services_of(session).clock.now()
     tokens = await token_queries.list_tokens(session, viewer=actor, user=owner)
-    live = [
+    return [
         t for t in tokens if t.revoked_at is None and (t.expires_at is None or t.expires_at > now)
     ]
-    return owner, live
 
 
 @router.post("/users.generatePersonalAccessToken")
@@ -413,7 +421,7 @@ async def generate_token(request: Request, actor: RocketChatActor, database: Dat
     (`bypassTwoFactor` is accepted: tokens never ask for a second factor)."""
     name = _token_name(await body_of(request))
     async with database.transaction() as session:
-        _, live = await _live_tokens(session, actor)
+        live = await _live_tokens(session, actor)
         if any(t.name == name for t in live):
             raise RocketChatError(
                 "error-token-already-exists", "A token with this name already exists"
@@ -428,7 +436,7 @@ async def generate_token(request: Request, actor: RocketChatActor, database: Dat
 async def list_tokens(actor: RocketChatActor, database: DatabaseDep) -> Any:
     """`lastTokenPart` holds the first characters of the token: userdesk keeps those."""
     async with database.reader() as session:
-        _, live = await _live_tokens(session, actor)
+        live = await _live_tokens(session, actor, lock=False)
     return ok(
         tokens=[
             {
@@ -442,22 +450,29 @@ async def list_tokens(actor: RocketChatActor, database: DatabaseDep) -> Any:
     )
 
 
-async def _revoke_named(session: AsyncSession, actor: Actor, name: str) -> None:
-    _, live = await _live_tokens(session, actor)
-    named = [t for t in live if t.name == name]
+async def _revoke_named(session: AsyncSession, actor: Actor, name: str) -> ApiToken:
+    """Revoke the caller's live token of this name; returns it."""
+    named = [t for t in await _live_tokens(session, actor) if t.name == name]
     if not named:
         raise RocketChatError("error-token-does-not-exists", "Token does not exist")
     for token in named:
         await token_actions.revoke_token(session, actor=actor, token_id=token.public_id)
+    return named[0]
 
 
 @router.post("/users.regeneratePersonalAccessToken")
 async def regenerate_token(request: Request, actor: RocketChatActor, database: DatabaseDep) -> Any:
+    """A new secret for the named token, keeping its permissions and its expiry."""
     name = _token_name(await body_of(request))
     async with database.transaction() as session:
-        await _revoke_named(session, actor, name)
+        old = await _revoke_named(session, actor, name)
         _, secret = await token_actions.create_token(
-            session, actor=actor, user_id=actor.public_id, name=name
+            session,
+            actor=actor,
+            user_id=actor.public_id,
+            name=name,
+            permissions=old.permissions,
+            expires_at=old.expires_at,
         )
     return ok(token=secret)
 
