@@ -8,6 +8,7 @@ import asyncio
 import ipaddress
 import json
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -770,3 +771,80 @@ async def test_the_event_catalogue_is_listed(client: httpx.AsyncClient, owner: A
         "invitation.accepted",
         "user.sign_in_failures_exceeded",
     ]
+
+
+def _certificate(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for `name` and its key, as PEM files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now().astimezone()
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.mark.parametrize("certified", ["receiver.test", "other.test"])
+async def test_over_https_the_pinned_connection_checks_the_certificate_for_the_urls_name(
+    client: httpx.AsyncClient,
+    database: Database,
+    owner: Account,
+    directory: Directory,
+    tmp_path: Path,
+    certified: str,
+) -> None:
+    cert, key = _certificate(tmp_path, certified)
+    serving = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    serving.load_cert_chain(cert, key)
+    receiver = Receiver()
+    server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0, ssl=serving)
+    receiver.port = server.sockets[0].getsockname()[1]
+    trust = ssl.create_default_context(cafile=str(cert))
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return {"receiver.test": ["127.0.0.1"]}[host]
+
+    try:
+        webhook, _ = await register(
+            client,
+            owner,
+            url=f"https://receiver.test:{receiver.port}/hook",
+            allow_private_network=True,
+        )
+        await directory.create("rosa")
+        assert await WebhookWorker(database, resolver=resolver, trust=trust).run_once() == 1
+    finally:
+        server.close()
+    [delivery] = await deliveries(client, owner, webhook["id"])
+    if certified == "receiver.test":
+        # Connected to 127.0.0.1, yet TLS named and verified receiver.test.
+        [request] = receiver.requests
+        assert request.headers["host"] == f"receiver.test:{receiver.port}"
+        assert delivery["status"] == "delivered"
+    else:
+        assert receiver.requests == []
+        assert delivery["status"] == "queued"
+        assert "certificate" in delivery["last_error"].lower(), delivery["last_error"]

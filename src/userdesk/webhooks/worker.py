@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -96,8 +97,11 @@ class WebhookWorker:
         resolver: Resolver = system_resolver,
         connect_timeout: float = CONNECT_TIMEOUT,
         request_timeout: float = REQUEST_TIMEOUT,
+        trust: ssl.SSLContext | None = None,
     ) -> None:
+        """`trust` verifies receivers' TLS certificates (default: the system's CAs)."""
         self.database = database
+        self.trust: ssl.SSLContext | bool = trust or True
         self.batch = batch
         self.resolver = resolver
         self.timeout = httpx.Timeout(request_timeout, connect=connect_timeout)
@@ -131,7 +135,7 @@ class WebhookWorker:
         if not claimed:
             return 0
         async with httpx.AsyncClient(
-            timeout=self.timeout, follow_redirects=False, trust_env=False
+            timeout=self.timeout, follow_redirects=False, trust_env=False, verify=self.trust
         ) as client:
             await asyncio.gather(*(self._deliver(client, c) for c in claimed))
         return len(claimed)
