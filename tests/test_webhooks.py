@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from tests.conftest import Account, Directory, ShiftableClock
+from tests.test_console_http import ORIGIN, PASSWORD, sign_in
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import UserCreate, WebhookCreate
 from userdesk.actions.users import create_user
@@ -116,10 +117,11 @@ async def register(
 
 
 async def deliveries(
-    client: httpx.AsyncClient, account: Account, webhook_id: str
+    client: httpx.AsyncClient, account: Account | None, webhook_id: str
 ) -> list[dict[str, Any]]:
+    """The endpoint's delivery log, as `account` (or as the console's signed-in session)."""
     response = await client.get(
-        f"/api/v1/webhooks/{webhook_id}/deliveries", headers=account.headers
+        f"/api/v1/webhooks/{webhook_id}/deliveries", headers=account.headers if account else {}
     )
     assert response.status_code == 200, response.text
     return response.json()["items"]
@@ -848,3 +850,87 @@ async def test_over_https_the_pinned_connection_checks_the_certificate_for_the_u
         assert receiver.requests == []
         assert delivery["status"] == "queued"
         assert "certificate" in delivery["last_error"].lower(), delivery["last_error"]
+
+
+async def test_the_console_registers_an_endpoint_shows_its_secret_once_and_its_log(
+    client: httpx.AsyncClient,
+    database: Database,
+    directory: Directory,
+    receiver: Receiver,
+) -> None:
+    await directory.account("ada", roles=["admin"], password=PASSWORD)
+    await directory.account("mia", roles=["user-manager"], password=PASSWORD)
+    token = await sign_in(client, "ada")
+    listing = await client.get("/webhooks")
+    assert listing.status_code == 200 and 'href="/webhooks"' in listing.text
+
+    refused = await client.post(
+        "/webhooks",
+        data={"csrf_token": token, "url": "ftp://files.example/", "events": ["user.created"]},
+        headers=ORIGIN,
+    )
+    assert refused.status_code == 422
+    assert "must be an http:// or https:// URL" in refused.text
+    assert 'value="ftp://files.example/"' in refused.text  # the form keeps what was typed
+
+    made = await client.post(
+        "/webhooks",
+        data={
+            "csrf_token": token,
+            "url": receiver.url(),
+            "description": "<b>HR</b>",
+            "events": ["user.created", "user.deleted"],
+            "allow_private_network": "on",
+        },
+        headers=ORIGIN,
+    )
+    assert made.status_code == 200, made.text
+    secret = re.search(r'<code id="webhook-secret">(whsec_[^<]+)</code>', made.text)
+    assert secret is not None
+    assert "&lt;b&gt;HR&lt;/b&gt;" in made.text and "<b>HR</b>" not in made.text
+    [webhook] = (await client.get("/api/v1/webhooks")).json()["items"]
+    assert (webhook["events"], webhook["allow_private_network"]) == (
+        ["user.created", "user.deleted"],
+        True,
+    )
+    page_url = f"/webhooks/{webhook['id']}"
+    reopened = await client.get(page_url)
+    assert secret.group(1) not in reopened.text  # shown once
+
+    pinged = await client.post(f"{page_url}/ping", data={"csrf_token": token}, headers=ORIGIN)
+    assert pinged.status_code == 303
+    assert await WebhookWorker(database).run_once() == 1
+    verify = readme_verifier()
+    [request] = receiver.requests
+    assert verify(
+        secret.group(1),
+        request.headers["x-userdesk-timestamp"],
+        request.headers["x-userdesk-signature"],
+        request.body,
+    )
+    log = await client.get(page_url)
+    assert "ping" in log.text and "delivered" in log.text and "Redeliver" in log.text
+    [delivery] = await deliveries(client, None, webhook["id"])
+    again = await client.post(
+        f"{page_url}/deliveries/{delivery['id']}/redeliver",
+        data={"csrf_token": token},
+        headers=ORIGIN,
+    )
+    assert again.status_code == 303
+    assert (await deliveries(client, None, webhook["id"]))[0]["status"] == "queued"
+
+    paused = await client.post(
+        f"{page_url}/active", data={"csrf_token": token, "active": "false"}, headers=ORIGIN
+    )
+    assert paused.status_code == 303
+    assert (await client.get(f"/api/v1/webhooks/{webhook['id']}")).json()["active"] is False
+    no_token = await client.post(f"{page_url}/delete", data={}, headers=ORIGIN)
+    assert no_token.status_code == 403
+    gone = await client.post(f"{page_url}/delete", data={"csrf_token": token}, headers=ORIGIN)
+    assert gone.status_code == 303 and gone.headers["location"] == "/webhooks"
+    assert (await client.get("/api/v1/webhooks")).json()["items"] == []
+
+    await client.post("/logout", data={"csrf_token": token}, headers=ORIGIN)
+    await sign_in(client, "mia")
+    assert (await client.get("/webhooks")).status_code == 403
+    assert 'href="/webhooks"' not in (await client.get("/users")).text
