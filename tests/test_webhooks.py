@@ -934,3 +934,47 @@ async def test_the_console_registers_an_endpoint_shows_its_secret_once_and_its_l
     await sign_in(client, "mia")
     assert (await client.get("/webhooks")).status_code == 403
     assert 'href="/webhooks"' not in (await client.get("/users")).text
+
+
+async def test_a_delivery_for_an_endpoint_paused_meanwhile_fails_and_is_redelivered_later(
+    client: httpx.AsyncClient,
+    database: Database,
+    owner: Account,
+    directory: Directory,
+    receiver: Receiver,
+) -> None:
+    webhook, _ = await register(client, owner, url=receiver.url(), allow_private_network=True)
+    await directory.create("rosa")  # queued while active
+    path = f"/api/v1/webhooks/{webhook['id']}"
+    await client.patch(path, json={"active": False}, headers=owner.headers)
+    assert await WebhookWorker(database).run_once() == 1
+    assert receiver.requests == []
+    [paused] = await deliveries(client, owner, webhook["id"])
+    assert (paused["status"], paused["last_error"]) == ("failed", "the endpoint is inactive")
+    redeliver = f"{path}/deliveries/{paused['id']}/redeliver"
+    assert problem_of(await client.post(redeliver, headers=owner.headers)) == (
+        409,
+        "active",
+        "conflict",
+    )
+    await client.patch(path, json={"active": True}, headers=owner.headers)
+    assert (await client.post(redeliver, headers=owner.headers)).status_code == 202
+    assert await WebhookWorker(database).run_once() == 1
+    assert [r.json()["id"] for r in receiver.requests] == [paused["event_id"]]
+
+
+async def test_a_name_that_takes_too_long_to_resolve_times_out(
+    client: httpx.AsyncClient, database: Database, owner: Account, directory: Directory
+) -> None:
+    async def slow_resolver(host: str, port: int) -> list[str]:
+        await asyncio.sleep(5)
+        return ["192.0.2.1"]  # a documentation address: refused, were it ever reached
+
+    webhook, _ = await register(client, owner, url="https://slow-dns.example/hook")
+    await directory.create("rosa")
+    started = time.monotonic()
+    worker = WebhookWorker(database, resolver=slow_resolver, request_timeout=0.5)
+    assert await worker.run_once() == 1
+    assert time.monotonic() - started < 4
+    [slow] = await deliveries(client, owner, webhook["id"])
+    assert slow["status"] == "queued" and slow["last_error"].startswith("timed out")

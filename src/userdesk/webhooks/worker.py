@@ -75,6 +75,8 @@ class Outcome:
     body: str | None
     error: str | None
     duration_ms: int
+    # No retry can help (the endpoint was paused): failed at once.
+    final: bool = False
 
     @property
     def delivered(self) -> bool:
@@ -144,7 +146,7 @@ class WebhookWorker:
         row, delivery, endpoint = claimed.row, claimed.delivery, claimed.endpoint
         now = self.database.services.clock.now()
         if not endpoint.active and delivery.event_type != PING:
-            outcome = Outcome(None, None, "the endpoint is inactive", 0)
+            outcome = Outcome(None, None, "the endpoint is inactive", 0, final=True)
         else:
             try:
                 secret = self.database.services.sealer.open(endpoint.secret)
@@ -166,7 +168,7 @@ class WebhookWorker:
         if outcome.delivered:
             values.update(status=Status.DELIVERED, sent_at=self.database.services.clock.now())
         else:
-            failed = attempts >= MAX_ATTEMPTS or outcome.error == "the endpoint is inactive"
+            failed = attempts >= MAX_ATTEMPTS or outcome.final
             values.update(
                 status=Status.FAILED if failed else Status.QUEUED,
                 next_attempt_at=now + backoff(attempts),
@@ -209,30 +211,32 @@ class WebhookWorker:
             return round((time.monotonic() - started) * 1000)
 
         try:
-            address = await checked_address(
-                host,
-                port,
-                allow_private_network=endpoint.allow_private_network,
-                resolver=self.resolver,
-            )
-        except AddressRefused as exc:
-            return Outcome(None, None, str(exc), took())
-        pinned = f"[{address}]" if address.version == 6 else str(address)
-        target = urlunsplit((parts.scheme, f"{pinned}:{port}", parts.path or "/", parts.query, ""))
-        try:
-            request = client.build_request(
-                "POST",
-                target,
-                content=body.encode(),
-                headers={**headers, "Host": parts.netloc},
-                extensions={"sni_hostname": host} if parts.scheme == "https" else {},
-            )
+            # The whole attempt, the name's resolution included, within the request timeout.
             async with asyncio.timeout(self.request_timeout):
+                address = await checked_address(
+                    host,
+                    port,
+                    allow_private_network=endpoint.allow_private_network,
+                    resolver=self.resolver,
+                )
+                pinned = f"[{address}]" if address.version == 6 else str(address)
+                target = urlunsplit(
+                    (parts.scheme, f"{pinned}:{port}", parts.path or "/", parts.query, "")
+                )
+                request = client.build_request(
+                    "POST",
+                    target,
+                    content=body.encode(),
+                    headers={**headers, "Host": parts.netloc},
+                    extensions={"sni_hostname": host} if parts.scheme == "https" else {},
+                )
                 response = await client.send(request, stream=True)
                 try:
                     kept = await _start_of(response)
                 finally:
                     await response.aclose()
+        except AddressRefused as exc:
+            return Outcome(None, None, str(exc), took())
         except (TimeoutError, httpx.TimeoutException):
             return Outcome(None, None, f"timed out after {took() / 1000:.1f} s", took())
         except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
