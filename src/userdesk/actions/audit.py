@@ -1,4 +1,5 @@
-"""The audit event catalogue and the one function that writes an entry."""
+"""The audit event catalogue and the one function that writes an entry (and, for the changes
+webhooks announce, queues their deliveries: see webhook_events.py)."""
 
 from __future__ import annotations
 
