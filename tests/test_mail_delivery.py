@@ -23,8 +23,9 @@ from tests import conftest
 from tests.conftest import Account, Directory, ShiftableClock, postgres_only
 from tests.processes import Cli, free_port
 from userdesk.db import Database
-from userdesk.mail.worker import LEASE, MailWorker
+from userdesk.mail.worker import MailWorker
 from userdesk.models import OutboxMessage
+from userdesk.queue import LEASE
 
 PASSWORD = "a long enough passphrase"
 

@@ -229,33 +229,33 @@ def worker(
         bool, typer.Option("--once", help="Deliver what is due now, then exit.")
     ] = False,
 ) -> None:
-    """Deliver queued email (run with USERDESK_MAIL_WORKER=false on the servers, or beside
-    them: several workers never send one email at the same time)."""
+    """Deliver queued email and webhook events (run with USERDESK_MAIL_WORKER=false on the
+    servers, or beside them: several workers never deliver one row at the same time)."""
     import logging
     import signal
 
-    from userdesk.mail.worker import MailWorker
+    from userdesk.worker import OutboxWorker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     async def work(database: Database) -> int:
-        mail = MailWorker(database)
+        outbox = OutboxWorker(database)
         if once:
             total = 0
-            while handled := await mail.run_once():
+            while handled := await outbox.run_once():
                 total += handled
             return total
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        out.print("userdesk worker delivering email; stop with Ctrl-C", markup=False)
-        await mail.run_until(stop)
+        out.print("userdesk worker delivering email and webhooks; stop with Ctrl-C", markup=False)
+        await outbox.run_until(stop)
         return 0
 
     handled = run(work)
     if once:
-        out.print(f"handled {handled} email(s)", markup=False)
+        out.print(f"handled {handled} outbox row(s): emails and webhook deliveries", markup=False)
 
 
 def _log_to_stderr() -> None:

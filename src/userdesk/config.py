@@ -53,8 +53,8 @@ class Settings(BaseSettings):
     )
     mail_worker: bool = Field(
         True,
-        description="Deliver queued email from inside `serve`. Set false when separate "
-        "`userdesk worker` processes deliver it.",
+        description="Deliver queued email and webhook events from inside `serve`. Set false "
+        "when separate `userdesk worker` processes deliver them.",
     )
     argon2_time_cost: int = Field(2, ge=1, description="argon2id iterations.")
     argon2_memory_kib: int = Field(19_456, ge=8, description="argon2id memory in KiB.")

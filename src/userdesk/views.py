@@ -9,7 +9,18 @@ from typing import Any
 import segno
 from pydantic import BaseModel, Field
 
-from userdesk.models import ApiToken, AuditEntry, E2EKeys, LoginSession, Role, User, Workspace
+from userdesk.models import (
+    ApiToken,
+    AuditEntry,
+    E2EKeys,
+    LoginSession,
+    OutboxMessage,
+    Role,
+    User,
+    WebhookDelivery,
+    WebhookEndpoint,
+    Workspace,
+)
 from userdesk.queries.invitations import InvitationItem, InviteLinkItem, Person
 from userdesk.queries.users import UserPage, UserWindow
 from userdesk.queries.workspace import Seats
@@ -584,3 +595,86 @@ class JoinedView(BaseModel):
 
     user: UserView
     signed_in: bool
+
+
+class WebhookView(BaseModel):
+    id: str
+    url: str
+    description: str
+    events: list[str]
+    active: bool
+    allow_private_network: bool
+    created_at: datetime
+    updated_at: datetime
+    created_by: str | None
+
+    @classmethod
+    def of(cls, endpoint: WebhookEndpoint) -> WebhookView:
+        return cls(
+            id=endpoint.public_id,
+            url=endpoint.url,
+            description=endpoint.description,
+            events=list(endpoint.events),
+            active=endpoint.active,
+            allow_private_network=endpoint.allow_private_network,
+            created_at=endpoint.created_at,
+            updated_at=endpoint.updated_at,
+            created_by=endpoint.created_by,
+        )
+
+
+class WebhookListView(BaseModel):
+    items: list[WebhookView]
+
+
+class RegisteredWebhookView(BaseModel):
+    """`secret` is set when the server made (or rotated) it: in this answer only."""
+
+    webhook: WebhookView
+    secret: str | None
+
+
+class WebhookEventsView(BaseModel):
+    events: list[str]
+
+
+class DeliveryView(BaseModel):
+    id: int
+    event_id: str
+    event_type: str
+    # queued (waiting for its next attempt), delivered (a 2xx answer) or failed (gave up)
+    status: str
+    attempts: int
+    created_at: datetime
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    response_status: int | None
+    response_body: str | None
+    duration_ms: int | None
+    last_error: str | None
+    body: str
+
+    @classmethod
+    def of(cls, delivery: WebhookDelivery, row: OutboxMessage) -> DeliveryView:
+        return cls(
+            id=delivery.id,
+            event_id=delivery.event_id,
+            event_type=delivery.event_type,
+            status=row.status,
+            attempts=row.attempts,
+            created_at=delivery.created_at,
+            last_attempt_at=delivery.last_attempt_at,
+            next_attempt_at=row.next_attempt_at if row.status == "queued" else None,
+            delivered_at=row.sent_at,
+            response_status=delivery.response_status,
+            response_body=delivery.response_body,
+            duration_ms=delivery.duration_ms,
+            last_error=row.last_error,
+            body=delivery.body,
+        )
+
+
+class DeliveryListView(BaseModel):
+    items: list[DeliveryView]
+    next_cursor: str | None

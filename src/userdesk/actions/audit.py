@@ -1,4 +1,5 @@
-"""The audit event catalogue and the one function that writes an entry."""
+"""The audit event catalogue and the one function that writes an entry (and, for the changes
+webhooks announce, queues their deliveries: see webhook_events.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from userdesk.actions.context import Actor
+from userdesk.actions.webhook_events import queue_event
 from userdesk.models import AuditEntry, User
 from userdesk.services import services_of
 
@@ -53,6 +55,11 @@ class AuditEvent(StrEnum):
     INVITE_LINK_CREATED = "invite_link.created"
     INVITE_LINK_REVOKED = "invite_link.revoked"
     USER_JOINED = "user.joined"
+    WEBHOOK_CREATED = "webhook.created"
+    WEBHOOK_UPDATED = "webhook.updated"
+    WEBHOOK_DELETED = "webhook.deleted"
+    WEBHOOK_REDELIVERED = "webhook.redelivered"
+    WEBHOOK_PINGED = "webhook.pinged"
 
 
 # Never written to the audit log, whatever an action passes: only the fact of a change is kept.
@@ -108,6 +115,13 @@ async def record(
             ip=actor.ip,
             user_agent=actor.user_agent[:500] if actor.user_agent else None,
         )
+    )
+    await queue_event(
+        session,
+        action=event.value,
+        actor=actor,
+        target={"type": target_type, "id": target_id, "name": target_name},
+        changes=clean,
     )
 
 

@@ -7,6 +7,7 @@ import unicodedata
 import zoneinfo
 from functools import cache
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
@@ -539,3 +540,85 @@ class JoinRequest(_Input):
     password: Password
     # Required through an invite link; an invitation brings its own address.
     email: Email | None = None
+
+
+WEBHOOK_URL_MAX = 2048
+WEBHOOK_SECRET_MIN = 16
+
+
+def _check_webhook_url(value: str) -> str:
+    """An http or https URL with a host and no credentials (a receiver authenticates the
+    sender by the signature; a password in the URL would be shown in every listing)."""
+    if len(value) > WEBHOOK_URL_MAX:
+        raise PydanticCustomError(
+            "url_length", "must be at most {max} characters long", {"max": WEBHOOK_URL_MAX}
+        )
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (read so that a port out of range is refused here)
+    except ValueError as exc:
+        raise PydanticCustomError(
+            "url_format", "is not a URL: {reason}", {"reason": str(exc)}
+        ) from None
+    if parts.scheme not in ("http", "https"):
+        raise PydanticCustomError("url_scheme", "must be an http:// or https:// URL")
+    if not parts.hostname:
+        raise PydanticCustomError("url_host", "must name a host, such as https://example.com/")
+    if parts.username is not None or parts.password is not None:
+        raise PydanticCustomError(
+            "url_credentials",
+            "must not contain a user name or password; the signature authenticates the sender",
+        )
+    if parts.fragment or any(c.isspace() or not c.isprintable() for c in value):
+        raise PydanticCustomError(
+            "url_format", "must not contain white space, control characters or a #fragment"
+        )
+    return value
+
+
+def _check_webhook_secret(value: str) -> str:
+    if (
+        not WEBHOOK_SECRET_MIN <= len(value) <= 200
+        or not value.isascii()
+        or not value.isprintable()
+    ):
+        raise PydanticCustomError(
+            "secret_format",
+            "must be {min} to 200 printable ASCII characters",
+            {"min": WEBHOOK_SECRET_MIN},
+        )
+    return value
+
+
+WebhookUrl = Annotated[str, BeforeValidator(_text), AfterValidator(_check_webhook_url)]
+WebhookSecret = Annotated[str, AfterValidator(_check_webhook_secret)]
+WebhookEvents = Annotated[list[str], Field(min_length=1, max_length=50)]
+
+
+class WebhookCreate(_Input):
+    url: WebhookUrl
+    # Webhook event types (GET /api/v1/webhooks/events lists them).
+    events: WebhookEvents
+    description: Description = ""
+    active: bool = True
+    # Left out, the server makes one and answers it once.
+    secret: WebhookSecret | None = None
+    allow_private_network: bool = False
+
+
+class WebhookUpdate(_Input):
+    url: WebhookUrl | None = None
+    events: WebhookEvents | None = None
+    description: Description | None = None
+    active: bool | None = None
+    allow_private_network: bool | None = None
+    # A new secret of one's own, or `rotate_secret` for one the server makes and answers once.
+    secret: WebhookSecret | None = None
+    rotate_secret: bool = False
+
+    @field_validator(
+        "url", "events", "description", "active", "allow_private_network", "secret", mode="before"
+    )
+    @classmethod
+    def _stay_set(cls, value: Any) -> Any:
+        return _not_null(value)

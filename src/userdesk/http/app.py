@@ -24,12 +24,13 @@ from userdesk.http.api import (
     tokens,
     two_factor,
     users,
+    webhooks,
     workspace,
 )
 from userdesk.http.deps import DatabaseDep
 from userdesk.http.limits import RequestLimits
-from userdesk.mail.worker import MailWorker
 from userdesk.services import Services
+from userdesk.worker import OutboxWorker
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -47,9 +48,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         stop = asyncio.Event()
         delivering = None
         if settings.mail_worker:
-            # Delivers the outbox from inside the server (USERDESK_MAIL_WORKER=false leaves
-            # it to `userdesk worker` processes).
-            delivering = asyncio.create_task(MailWorker(owned).run_until(stop))
+            # Delivers the outbox (emails and webhooks) from inside the server
+            # (USERDESK_MAIL_WORKER=false leaves it to `userdesk worker` processes).
+            delivering = asyncio.create_task(OutboxWorker(owned).run_until(stop))
         yield
         stop.set()
         if delivering is not None:
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         recovery,
         mail,
         invitations,
+        webhooks,
         join_page,
     ):
         app.include_router(module.router)

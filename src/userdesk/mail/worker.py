@@ -1,46 +1,39 @@
-"""The outbox worker: delivers queued emails over SMTP, retrying with exponential backoff.
+"""The mail worker: delivers queued emails over SMTP, retrying with exponential backoff.
 
-Each round claims a batch of due rows in a short transaction (FOR UPDATE SKIP LOCKED on
-PostgreSQL, so several workers never take the same row; SQLite runs one writer at a time),
-marking them claimed for a lease. The SMTP conversation happens outside any transaction.
-A worker killed mid-send leaves its rows claimed until the lease runs out; another worker
-then sends them again with the same Message-ID, so no email is lost and a resend is
-recognisable. With no SMTP server configured, rows are kept as "captured": the built-in
-mail catcher shows them to admins and the server log shows their links.
+Rows are claimed and released through userdesk.queue (leases, SKIP LOCKED), as webhook
+deliveries are. The SMTP conversation happens outside any transaction. A worker killed
+mid-send leaves its rows claimed until the lease runs out; another worker then sends them
+again with the same Message-ID, so no email is lost and a resend is recognisable. With no
+SMTP server configured, rows are kept as "captured": the built-in mail catcher shows them
+to admins and the server log shows their links.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiosmtplib
-from sqlalchemy import or_, select
 
 from userdesk.actions.audit import AuditEvent, record
 from userdesk.actions.context import Actor
 from userdesk.actions.outbox import open_secrets
-from userdesk.db import Database, dialect_of
+from userdesk.db import Database
 from userdesk.errors import Conflict
 from userdesk.mail.render import build_message, message_id_for, render
 from userdesk.models import OutboxMessage, Workspace
 from userdesk.queries.workspace import get_settings, get_workspace, own_email
+from userdesk.queue import backoff, claim_due, finish
 from userdesk.security.sealing import SealingError
 
 log = logging.getLogger("userdesk.mail")
 
-LEASE = timedelta(minutes=5)  # longer than any SMTP conversation's timeouts add up to
-SMTP_TIMEOUT = 30.0
-FIRST_RETRY = timedelta(seconds=30)
-LAST_RETRY = timedelta(hours=2)
+SMTP_TIMEOUT = 30.0  # a conversation's timeouts add up to less than the lease
 
 
 class Status:
@@ -95,12 +88,6 @@ async def smtp_send(message: EmailMessage, smtp: SmtpSettings) -> str:
     return answer
 
 
-def backoff(attempts: int) -> timedelta:
-    """30 s after the first failure, doubling, at most 2 h; a little jitter spreads retries."""
-    delay = min(FIRST_RETRY * 2 ** max(attempts - 1, 0), LAST_RETRY)
-    return delay * random.uniform(0.9, 1.1)
-
-
 def render_row(row: OutboxMessage, workspace: Workspace, database: Database) -> tuple[str, Any]:
     """The row's email, rendered with its secrets opened: (recipient, RenderedEmail)."""
     payload = row.payload
@@ -144,25 +131,9 @@ class MailWorker:
     async def _claim(self) -> tuple[list[OutboxMessage], Workspace]:
         now = self.database.services.clock.now()
         async with self.database.transaction() as session:
-            query = (
-                select(OutboxMessage)
-                .where(
-                    OutboxMessage.status == Status.QUEUED,
-                    OutboxMessage.next_attempt_at <= now,
-                    or_(
-                        OutboxMessage.claimed_until.is_(None),
-                        OutboxMessage.claimed_until < now,
-                    ),
-                )
-                .order_by(OutboxMessage.id)
-                .limit(self.batch)
-            )
-            if dialect_of(session) == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            rows = list(await session.scalars(query))
+            rows = await claim_due(session, kind_prefix="email.", batch=self.batch, now=now)
             domain = _domain(self.database.services.public_url)
             for row in rows:
-                row.claimed_until = now + LEASE
                 row.message_id = row.message_id or message_id_for(
                     row.id, domain, salt=row.created_at.isoformat()
                 )
@@ -171,13 +142,7 @@ class MailWorker:
         return rows, workspace
 
     async def _finish(self, row_id: int, **values: Any) -> None:
-        async with self.database.transaction() as session:
-            row = await session.get(OutboxMessage, row_id, with_for_update=True)
-            if row is None:
-                return
-            for key, value in values.items():
-                setattr(row, key, value)
-            row.claimed_until = None
+        await finish(self.database, row_id, **values)
 
     async def run_once(self) -> int:
         """Deliver (or capture) one batch of due emails; returns how many rows were handled."""
@@ -259,19 +224,6 @@ class MailWorker:
             last_error=None,
         )
         log.info("email %s sent to %s: %s", row.id, to, answer.strip())
-
-    async def run_until(self, stop: asyncio.Event, *, idle_seconds: float = 2.0) -> None:
-        """Work until `stop` is set: batch after batch while there are due rows, else wait."""
-        while not stop.is_set():
-            try:
-                handled = await self.run_once()
-            except Exception:  # the database may be briefly unreachable: keep the worker up
-                log.exception("mail worker round failed; retrying")
-                handled = 0
-            if handled:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=idle_seconds)
 
 
 def _domain(public_url: str) -> str:

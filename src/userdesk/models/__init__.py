@@ -15,6 +15,7 @@ from userdesk.models.security import (
 from userdesk.models.sessions import LoginSession
 from userdesk.models.tokens import ApiToken
 from userdesk.models.users import AvatarKind, Role, User, UserStatus, UserType, user_roles
+from userdesk.models.webhooks import WebhookDelivery, WebhookEndpoint
 from userdesk.models.workspace import WORKSPACE_ID, UserCount, Workspace
 
 __all__ = [
@@ -38,6 +39,8 @@ __all__ = [
     "UserCount",
     "UserStatus",
     "UserType",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "Workspace",
     "user_roles",
 ]

@@ -25,6 +25,8 @@ class Permission(StrEnum):
     USERS_PROVISION = "users.provision"
     # Self-service: edit one's own profile fields (name, nickname, bio, status, timezone ...).
     PROFILE_EDIT = "profile.edit"
+    # Register outgoing webhooks (they receive users' names and changes) and read their log.
+    WEBHOOKS_MANAGE = "webhooks.manage"
 
 
 PERMISSION_DESCRIPTIONS: dict[Permission, str] = {
@@ -42,6 +44,7 @@ PERMISSION_DESCRIPTIONS: dict[Permission, str] = {
     Permission.OWNERS_MANAGE: "Act on owners and grant the owner role",
     Permission.USERS_PROVISION: "Provision users from an identity provider over SCIM",
     Permission.PROFILE_EDIT: "Edit one's own profile",
+    Permission.WEBHOOKS_MANAGE: "Register outgoing webhooks and read their delivery log",
 }
 
 ALL_PERMISSIONS: frozenset[Permission] = frozenset(Permission)

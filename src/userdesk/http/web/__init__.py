@@ -17,6 +17,7 @@ from userdesk.http.web import (
     roles_pages,
     settings_pages,
     users_pages,
+    webhooks_pages,
 )
 
 log = logging.getLogger("userdesk.console")
@@ -38,6 +39,7 @@ def install(app: FastAPI) -> None:
         audit_pages,
         roles_pages,
         settings_pages,
+        webhooks_pages,
     ):
         app.include_router(module.router)
     if not (HTMX / "htmx.min.js").is_file():

@@ -1,0 +1,103 @@
+"""Where a webhook may be sent: the server-side request forgery rule.
+
+A receiver's address must be public. Loopback, private, link-local, shared (CGNAT),
+multicast, reserved and unspecified addresses are refused unless an admin allowed private
+networks for the endpoint; cloud metadata services are refused even then, since no
+receiver lives there and they hand out the server's credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a)
+    for a in (
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean...
+        "169.254.170.2",  # AWS ECS task credentials
+        "fd00:ec2::254",  # AWS over IPv6
+        "100.100.100.200",  # Alibaba Cloud
+    )
+)
+
+# host, port -> the addresses the name resolves to
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def _kind(address: Address) -> str | None:
+    """What makes an address private, or None for a public one."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return _kind(address.ipv4_mapped)
+    for kind, matches in (
+        ("unspecified", address.is_unspecified),
+        ("loopback", address.is_loopback),
+        ("link-local", address.is_link_local),
+        ("multicast", address.is_multicast),
+        ("private", address.is_private),
+        ("reserved", address.is_reserved),
+    ):
+        if matches:
+            return kind
+    return None if address.is_global else "non-public"
+
+
+def refusal(address: Address, *, allow_private_network: bool) -> str | None:
+    """Why a request to `address` is refused ("a loopback address; ..."), or None when it
+    may be sent."""
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    if address in METADATA_ADDRESSES or mapped in METADATA_ADDRESSES:
+        return "a cloud metadata address"
+    kind = _kind(address)
+    if kind is None or allow_private_network:
+        return None
+    return (
+        f"a {kind} address; an admin may allow private networks for this endpoint "
+        "(allow_private_network)"
+    )
+
+
+def literal_address(host: str) -> Address | None:
+    """The address a URL's host names literally (1.2.3.4, [::1]), or None for a name."""
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+class AddressRefused(Exception):
+    """The receiver's host resolves to an address the rule refuses, or to none."""
+
+
+async def checked_address(
+    host: str, port: int, *, allow_private_network: bool, resolver: Resolver
+) -> Address:
+    """The address to connect to: the host's, each of which must pass the rule (a name with
+    one private address among public ones is refused, since a connection could reach it)."""
+    literal = literal_address(host)
+    if literal is not None:
+        addresses: list[Address] = [literal]
+    else:
+        try:
+            addresses = [ipaddress.ip_address(a) for a in await resolver(host, port)]
+        except (OSError, ValueError) as exc:
+            raise AddressRefused(f"cannot resolve {host}: {exc}") from exc
+        if not addresses:
+            raise AddressRefused(f"{host} resolves to no address")
+    for address in addresses:
+        reason = refusal(address, allow_private_network=allow_private_network)
+        if reason is not None:
+            if literal is not None:
+                raise AddressRefused(f"refused: {address} is {reason}")
+            raise AddressRefused(f"refused: {host} resolves to {address}, {reason}")
+    return addresses[0]

@@ -1,0 +1,1 @@
+"""Outgoing webhooks: signing and delivering the events queued in the outbox."""
