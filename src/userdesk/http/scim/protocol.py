@@ -14,6 +14,7 @@ from scim2_models import SCIMException, ScimPolicy
 
 from userdesk.actions.context import Actor
 from userdesk.errors import (
+    BuiltInRole,
     Conflict,
     DomainError,
     Duplicate,
@@ -45,12 +46,14 @@ SCIM_NAMES = {
     "employment_type": "userType",
     "avatar_url": "photos.value",
     "external_id": "externalId",
+    "display_name": "displayName",
     "employee_number": "employeeNumber",
     "manager": "manager.value",
 }
 
 _STATUS: tuple[tuple[type[DomainError], int, str | None], ...] = (
     (Duplicate, 409, "uniqueness"),
+    (BuiltInRole, 400, "mutability"),
     (InvalidInput, 400, "invalidValue"),
     (NotFound, 404, None),
     (Unauthenticated, 401, None),

@@ -85,7 +85,13 @@ def to_scim(user: User, base: str) -> Any:
         active=user.status is not UserStatus.DEACTIVATED,
         emails=[Email(value=user.email, type=user.email_type, primary=user.email_primary)],
         photos=_photos(user),
-        groups=[GroupMembership(value=str(r.id), display=r.name) for r in user.roles] or None,
+        groups=[
+            GroupMembership(
+                value=r.public_id, display=r.display_name, ref=f"{base}/Groups/{r.public_id}"
+            )
+            for r in user.roles
+        ]
+        or None,
         meta=Meta(
             resource_type="User",
             created=user.created_at,
@@ -110,9 +116,9 @@ def to_scim(user: User, base: str) -> Any:
 
 
 def user_etag(user: User) -> str:
-    """The user's version, and the names of their roles (a role renamed changes how the
-    user reads, not the user's row)."""
-    names = ",".join(sorted(role.name for role in user.roles))
+    """The user's version, and the display names of their groups (a group renamed changes
+    how the user reads, not the user's row)."""
+    names = ",".join(sorted(role.display_name for role in user.roles))
     return etag(f"{user.version}.{zlib.crc32(names.encode()):08x}")
 
 
