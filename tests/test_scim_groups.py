@@ -6,6 +6,8 @@ what Entra ID and Okta really send, ETags, errors in the SCIM error schema, and 
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -689,3 +691,20 @@ async def test_a_path_with_or_without_the_schema_renames(
     )
     assert response.status_code == 204, response.text
     assert (await read(client, owner, group["id"]))["displayName"] == "After"
+
+
+async def test_the_token_the_readme_shows_can_push_groups(
+    client: httpx.AsyncClient, database: Database, owner: Account
+) -> None:
+    """README.md's restricted token for an identity provider pushes groups too."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    command = readme[readme.index("tokens create --user admin --name entra-id") :]
+    command = command[: command.index("```")]
+    idp = await restricted(database, "entra-id", re.findall(r"--permission (\S+)", command))
+    (ann,) = await people(client, owner, "ann")
+    made = await client.post(f"{SCIM}/Groups", json=scim_group("Pushed", ann), headers=idp)
+    assert made.status_code == 201, made.text
+    group_id = made.json()["id"]
+    removed = await patch(client, idp, group_id, {"op": "Remove", "path": "members"})
+    assert removed.status_code == 204, removed.text
+    assert (await client.delete(f"{SCIM}/Groups/{group_id}", headers=idp)).status_code == 204

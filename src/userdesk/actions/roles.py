@@ -151,8 +151,9 @@ async def update_role(session: AsyncSession, *, actor: Actor, name: str, data: R
         # Only the external id (an identity provider's handle on the group) may change.
         changed = next(iter(sorted(_changes(role, data) - {"external_id"})), None)
         if changed is not None:
+            what = changed.replace("_", " ")
             raise BuiltInRole(
-                f"{role.name} is a built-in role: its {changed} cannot be changed", field=changed
+                f"{role.name} is a built-in role and cannot be changed: its {what}", field="name"
             )
     actor.require_all(role.permissions, doing=f"changing the role {role.name}")
     if "permissions" in fields and data.permissions is not None:
