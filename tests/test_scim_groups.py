@@ -285,6 +285,22 @@ async def test_excluding_members_reads_no_member(
     assert await member_reads(excludedAttributes="members") == []
     assert await member_reads(attributes="displayName") == []
 
+    # A PATCH naming members reads those users only, never the group's member list; a
+    # replacement of them all has to.
+    (dee,) = await people(client, owner, "dee")
+    for operation, reads in (
+        ({"op": "add", "path": "members", "value": [{"value": dee}]}, 0),
+        ({"op": "remove", "path": f'members[value eq "{ids[0]}"]'}, 0),
+        ({"op": "remove", "path": "members", "value": [{"value": ids[1]}]}, 0),
+        ({"op": "replace", "path": "members", "value": [{"value": ids[2]}]}, 1),
+    ):
+        with statements(database) as seen:
+            response = await patch(client, owner.headers, group["id"], operation)
+        assert response.status_code == 204, response.text
+        listed = [s for s, _ in seen if "users.public_id" in s and "ORDER BY user_roles" in s]
+        assert len(listed) == reads, (operation, listed)
+    assert member_ids(await read(client, owner, group["id"])) == {ids[2]}
+
 
 # --- PATCH as providers send it ---------------------------------------------------------------
 
