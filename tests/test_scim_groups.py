@@ -214,6 +214,12 @@ async def test_filters_sorting_paging_and_attributes(
     assert await names('externalId eq "ext-sales"') == ["Sales"]
     assert await names('externalId eq "EXT-SALES"') == []  # case-exact
     assert await names(f'id eq "{sales["id"]}"') == ["Sales"]
+    # Users are found by their groups' ids and display names.
+    for users_filter in (f'groups.value eq "{sales["id"]}"', 'groups[display eq "SALES"]'):
+        users = await client.get(
+            f"{SCIM}/Users", params={"filter": users_filter}, headers=owner.headers
+        )
+        assert [u["id"] for u in users.json()["Resources"]] == [ann], users_filter
     assert await names(f'members.value eq "{ann}"', sortBy="displayName") == ["Sales", "user"]
     assert await names(f'members[value eq "{ann}"] and displayName eq "sales"') == ["Sales"]
     assert await names(f'not (members eq "{ann}") and displayName sw "s"') == ["Support"]
