@@ -366,8 +366,10 @@ async def test_entra_adds_and_removes_members_and_replaces_attributes(
         client,
         owner.headers,
         gid,
-        {"op": "Remove", "path": f'members[value eq "{ann}"]'},
+        {"op": "Remove", "path": f'{GROUP}:members[Value EQ "{ann}"]'},
         {"op": "Remove", "path": f'members[value eq "{bob}" or value eq "not-a-member"]'},
+        # Ids are case-exact: this one names nobody.
+        {"op": "Remove", "path": f'members[value eq "{cy.upper()}"]'},
     )
     assert removed.status_code == 204, removed.text
     replaced = await patch(

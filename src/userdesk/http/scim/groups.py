@@ -57,10 +57,12 @@ from userdesk.http.scim.protocol import (
     ScimActor,
     check_if_match,
     etag,
-    from_scim_exception,
     json_body,
+    list_filter,
+    page_of,
     scim_input,
     scim_response,
+    sort_path,
 )
 from userdesk.models import Role
 from userdesk.queries import scim as scim_queries
@@ -208,13 +210,17 @@ class Changes:
         return len(self.members or ()) + len(self.add) + len(self.remove)
 
 
-def _attribute(path: str) -> str:
-    """A path or path-less key as providers spell it ("displayName", "DisplayName",
-    "urn:...:Group:displayName"), lower-cased, without the schema."""
+def _without_schema(path: str) -> str:
     text = path.strip()
     if text.lower().startswith(GROUP_URN.lower() + ":"):
         text = text[len(GROUP_URN) + 1 :]
-    return text.lower()
+    return text
+
+
+def _attribute(path: str) -> str:
+    """A path or path-less key as providers spell it ("displayName", "DisplayName",
+    "urn:...:Group:displayName"), lower-cased, without the schema."""
+    return _without_schema(path).lower()
 
 
 def _text(name: str, value: Any, *, required: bool) -> str | None:
@@ -307,7 +313,7 @@ def patch_changes(body: dict[str, Any]) -> Changes:
             continue
         if not isinstance(path, str):
             raise InvalidInput.one("path", "invalidPath", "must be a string")
-        filtered = _FILTERED.match(_attribute(path))
+        filtered = _FILTERED.match(_without_schema(path))  # the ids keep their case
         if filtered is not None:
             if op != "remove":
                 raise InvalidInput.one(
@@ -385,28 +391,11 @@ async def _apply(session: AsyncSession, actor: Actor, role: Role, changes: Chang
 async def _listing(
     request: Request, database: Database, actor: Actor, params: dict[str, Any]
 ) -> JSONResponse:
-    raw_filter = params.pop("filter", None)
+    condition = list_filter(params.pop("filter", None), scim_queries.group_filter)
     search = _search(params)
-    condition = None
-    if raw_filter is not None:
-        if not isinstance(raw_filter, str):
-            raise InvalidInput.one("filter", "invalidFilter", "must be a string")
-        try:
-            condition = scim_queries.group_filter(ScimFilter(raw_filter).ast)
-        except SCIMException as exc:
-            raise from_scim_exception(exc) from None
-        except ValueError as exc:
-            raise InvalidInput.one("filter", "invalidFilter", str(exc)) from None
-    order = None
-    if search.sort_by:
-        path = str(search.sort_by)
-        uri, _, attr = path.rpartition(":") if path.startswith("urn:") else ("", "", path)
-        attr_name, _, sub = attr.partition(".")
-        order = scim_queries.group_sort_column(AttrPath(attr_name, sub or None, uri or None))
-    descending = str(search.sort_order or "ascending").endswith("descending")
-    start = max(int(search.start_index or 1), 1)
-    count = scim_queries.DEFAULT_COUNT if search.count is None else int(search.count)
-    count = max(0, min(count, scim_queries.MAX_COUNT))
+    path = sort_path(search)
+    order = scim_queries.group_sort_column(path) if path is not None else None
+    start, count, descending = page_of(search)
     async with database.reader() as session:
         found = await scim_queries.search_groups(
             session,
