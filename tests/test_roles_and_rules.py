@@ -151,6 +151,10 @@ async def test_owner_creates_reads_edits_and_deletes_a_custom_role(
     assert created.headers["location"] == "/api/v1/roles/helpdesk"
     assert created.json() == {
         "name": "helpdesk",
+        # The role as a SCIM group: a stable id, and a display name following the name.
+        "id": created.json()["id"],
+        "display_name": "helpdesk",
+        "external_id": None,
         "description": "Front line",
         "built_in": False,
         "users": 0,
@@ -168,6 +172,7 @@ async def test_owner_creates_reads_edits_and_deletes_a_custom_role(
     assert (await client.get("/api/v1/roles/helpdesk", headers=owner.headers)).status_code == 404
     reread = (await client.get("/api/v1/roles/support", headers=owner.headers)).json()
     assert reread == edited.json()
+    assert reread["id"] == created.json()["id"] and reread["display_name"] == "support"
     assert reread["permissions"] == ["users.edit", "users.read"]
     assert reread["description"] == "Front line"
 

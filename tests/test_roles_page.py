@@ -156,3 +156,35 @@ async def test_crafted_edit_of_a_built_in_role_with_bad_input_is_refused(
         "/roles/user/edit", data={"csrf_token": token, "name": "Not Valid"}, headers=ORIGIN
     )
     assert crafted.status_code == 422 and "<h1>Check the form</h1>" in crafted.text
+
+
+async def test_the_display_name_identity_providers_see_is_set_in_the_form(
+    client: httpx.AsyncClient, admin: Account
+) -> None:
+    token = await sign_in(client, "ada")
+    made = await client.post(
+        "/roles",
+        data={"name": "helpdesk", "display_name": "Help Desk", "permissions": ["users.read"]},
+        headers=htmx(token),
+    )
+    assert made.status_code == 200, made.text
+    assert "Known to identity providers (SCIM) as <strong>Help Desk</strong>" in made.text
+    role = (await client.get("/api/v1/roles/helpdesk", headers=admin.headers)).json()
+    assert role["display_name"] == "Help Desk"
+    edit = await client.get("/roles?role=helpdesk&edit=1")
+    assert 'name="display_name" type="text" value="Help Desk"' in edit.text
+    # Another role may not take it, in any case: the error stands beside the field.
+    taken = await client.post(
+        "/roles", data={"name": "desk", "display_name": "HELP DESK"}, headers=htmx(token)
+    )
+    assert taken.status_code == 422
+    assert 'id="error-display_name">a role named' in taken.text
+    # Left blank, the display name is the name, and follows a rename.
+    plain = await client.post("/roles", data={"name": "desk"}, headers=htmx(token))
+    assert plain.status_code == 200 and "Known to identity providers" not in plain.text
+    renamed = await client.post(
+        "/roles/desk/edit", data={"name": "front-desk"}, headers=htmx(token)
+    )
+    assert renamed.status_code == 200, renamed.text
+    front = (await client.get("/api/v1/roles/front-desk", headers=admin.headers)).json()
+    assert front["display_name"] == "front-desk"

@@ -98,7 +98,7 @@ async def test_discovery_describes_what_is_supported(
     assert body["authenticationSchemes"][0]["type"] == "oauthbearertoken"
 
     types = (await client.get(f"{SCIM}/ResourceTypes", headers=owner.headers)).json()
-    assert [t["id"] for t in types["Resources"]] == ["User"]
+    assert [t["id"] for t in types["Resources"]] == ["User", "Group"]
     user_type = (await client.get(f"{SCIM}/ResourceTypes/User", headers=owner.headers)).json()
     assert user_type["endpoint"] == "/Users"
     assert user_type["schemaExtensions"] == [{"schema": ENTERPRISE, "required": False}]
@@ -123,7 +123,7 @@ async def test_discovery_describes_what_is_supported(
         "manager",
     }
     listed = (await client.get(f"{SCIM}/Schemas", headers=owner.headers)).json()
-    assert listed["totalResults"] == 2
+    assert listed["totalResults"] == 3
 
     is_error(await client.get(f"{SCIM}/Schemas/urn:nope", headers=owner.headers), 404)
     is_error(await client.get(f"{SCIM}/ResourceTypes/Robots", headers=owner.headers), 404)
@@ -189,7 +189,14 @@ async def test_create_stores_every_attribute_and_reads_back_what_was_sent(
     assert body["emails"] == sent["emails"] and body["photos"] == sent["photos"]
     assert body["active"] is True and "password" not in body
     assert body[ENTERPRISE] == sent[ENTERPRISE]
-    assert body["groups"] == [{"value": body["groups"][0]["value"], "display": "user"}]
+    (group,) = body["groups"]
+    assert group == {
+        "value": group["value"],
+        "display": "user",
+        "$ref": body["meta"]["location"].replace(
+            f"/Users/{body['id']}", f"/Groups/{group['value']}"
+        ),
+    }
 
     again = await client.get(f"{SCIM}/Users/{body['id']}", headers=owner.headers)
     assert again.json() == body

@@ -207,6 +207,9 @@ class UserListView(BaseModel):
 
 class RoleView(BaseModel):
     name: str
+    id: str = Field(description="The role's id as a SCIM group: it never changes.")
+    display_name: str = Field(description="The role's name as a SCIM group (any text).")
+    external_id: str | None
     description: str
     permissions: list[str]
     built_in: bool
@@ -216,6 +219,9 @@ class RoleView(BaseModel):
     def of(cls, role: Role, holders: int) -> RoleView:
         return cls(
             name=role.name,
+            id=role.public_id,
+            display_name=role.display_name,
+            external_id=role.external_id,
             description=role.description,
             permissions=sorted(role.permissions),
             built_in=role.built_in,

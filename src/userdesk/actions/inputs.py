@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -188,6 +189,9 @@ Username = Annotated[str, BeforeValidator(_text), AfterValidator(_check_username
 Email = Annotated[str, BeforeValidator(_text), AfterValidator(_check_email)]
 Name = Annotated[str, *_single_line(NAME_MAX)]
 Nickname = Annotated[str, *_single_line(NICKNAME_MAX)]
+# A role's display name: what identity providers name groups ("Sales Team"), any text.
+RoleDisplayName = Annotated[str, *_single_line(256)]
+ExternalId = Annotated[str, *_single_line(255)]
 StatusMessage = Annotated[str, *_single_line(STATUS_MESSAGE_MAX)]
 Bio = Annotated[
     str,
@@ -355,17 +359,31 @@ class PasswordPolicyCheck(_Input):
 
 
 class RoleCreate(_Input):
-    name: RoleName
+    """`name` (the slug) or `display_name`, or both: a missing one follows the other (a
+    slug is derived from the display name, made unique)."""
+
+    name: RoleName | None = None
+    display_name: RoleDisplayName | None = None
+    external_id: ExternalId | None = None
     description: Description = ""
     permissions: Annotated[list[str], Field(max_length=100)] = []
+
+    @model_validator(mode="after")
+    def _named(self) -> RoleCreate:
+        if self.name is None and self.display_name is None:
+            raise PydanticCustomError("required", "a role needs a name or a display_name")
+        return self
 
 
 class RoleUpdate(_Input):
     name: RoleName | None = None
+    display_name: RoleDisplayName | None = None
+    # null clears it
+    external_id: ExternalId | None = None
     description: Description | None = None
     permissions: Annotated[list[str], Field(max_length=100)] | None = None
 
-    @field_validator("name", "description", "permissions", mode="before")
+    @field_validator("name", "display_name", "description", "permissions", mode="before")
     @classmethod
     def _stay_set(cls, value: Any) -> Any:
         return _not_null(value)

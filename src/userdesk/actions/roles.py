@@ -1,19 +1,23 @@
-"""Custom roles: create, edit, delete. Built-in roles are fixed by the migrations."""
+"""Custom roles: create, edit, delete. Built-in roles are fixed by the migrations (their
+external id, which identity providers set to match them, excepted)."""
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from userdesk.actions import seats
+from userdesk.actions import users as user_actions
 from userdesk.actions.audit import AuditEvent, diff, record
 from userdesk.actions.context import Actor
-from userdesk.actions.inputs import RoleCreate, RoleUpdate
+from userdesk.actions.inputs import ROLE_NAME_MAX, RoleCreate, RoleUpdate, fold
 from userdesk.actions.rules import flush_unique
 from userdesk.errors import BuiltInRole, Duplicate, InvalidInput, NotFound, RoleInUse
-from userdesk.models import Role, Workspace, user_roles
+from userdesk.models import Role, User, Workspace, user_roles
 from userdesk.security.permissions import Permission
 from userdesk.services import services_of
 
@@ -36,7 +40,36 @@ async def _lock_role(session: AsyncSession, name: str) -> Role:
 
 
 def _fields(role: Role) -> dict[str, object]:
-    return {"name": role.name, "description": role.description, "permissions": role.permissions}
+    return {
+        "name": role.name,
+        "display_name": role.display_name,
+        "external_id": role.external_id,
+        "description": role.description,
+        "permissions": role.permissions,
+    }
+
+
+async def _ensure_display_name_free(session: AsyncSession, display_name: str) -> str:
+    key = fold(display_name)
+    if await session.scalar(select(Role.id).where(Role.display_name_key == key)) is not None:
+        raise Duplicate(f"a role named {display_name!r} already exists", field="display_name")
+    return key
+
+
+async def _slug_for(session: AsyncSession, display_name: str) -> str:
+    """A role name (lowercase ASCII letters, digits, '-') from a display name, made unique
+    with a number: "Sales Team" -> sales-team, then sales-team-2."""
+    ascii_text = unicodedata.normalize("NFKD", display_name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    if len(slug) < 2 or not slug[0].isalpha():
+        slug = f"group-{slug}".rstrip("-")
+    slug = slug[: ROLE_NAME_MAX - 8].rstrip("-")
+    taken = set(await session.scalars(select(Role.name).where(Role.name.like(f"{slug}%"))))
+    candidate, n = slug, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{slug}-{n}"
+    return candidate
 
 
 async def _ensure_may_change_holders(session: AsyncSession, actor: Actor, role: Role) -> None:
@@ -60,11 +93,21 @@ async def create_role(session: AsyncSession, *, actor: Actor, data: RoleCreate) 
     actor.require(Permission.ROLES_MANAGE)
     permissions = _valid_permissions(data.permissions)
     actor.require_all(permissions, doing="creating a role with these permissions")
-    if await session.scalar(select(Role.id).where(Role.name == data.name)) is not None:
+    if data.name is not None and (
+        await session.scalar(select(Role.id).where(Role.name == data.name)) is not None
+    ):
         raise Duplicate(f"a role named {data.name} already exists", field="name")
-    now = services_of(session).clock.now()
+    display_name = data.display_name if data.display_name is not None else data.name
+    assert display_name is not None  # RoleCreate has one or the other
+    key = await _ensure_display_name_free(session, display_name)
+    services = services_of(session)
+    now = services.clock.now()
     role = Role(
-        name=data.name,
+        name=data.name if data.name is not None else await _slug_for(session, display_name),
+        public_id=services.randomness.public_id(),
+        display_name=display_name,
+        display_name_key=key,
+        external_id=data.external_id,
         description=data.description,
         permissions=permissions,
         built_in=False,
@@ -102,11 +145,17 @@ async def update_role(session: AsyncSession, *, actor: Actor, name: str, data: R
     # A rename may touch the workspace's settings: the workspace first, as every action locks.
     workspace = await seats.lock_workspace(session) if "name" in data.model_fields_set else None
     role = await _lock_role(session, name)
-    if role.built_in:
-        raise BuiltInRole(f"{role.name} is a built-in role and cannot be changed", field="name")
-    actor.require_all(role.permissions, doing=f"changing the role {role.name}")
     before = _fields(role)
     fields = data.model_fields_set
+    if role.built_in:
+        # Only the external id (an identity provider's handle on the group) may change.
+        changed = next(iter(sorted(_changes(role, data) - {"external_id"})), None)
+        if changed is not None:
+            what = changed.replace("_", " ")
+            raise BuiltInRole(
+                f"{role.name} is a built-in role and cannot be changed: its {what}", field="name"
+            )
+    actor.require_all(role.permissions, doing=f"changing the role {role.name}")
     if "permissions" in fields and data.permissions is not None:
         permissions = _valid_permissions(data.permissions)
         actor.require_all(permissions, doing="giving a role these permissions")
@@ -115,11 +164,29 @@ async def update_role(session: AsyncSession, *, actor: Actor, name: str, data: R
         role.permissions = permissions
     if "description" in fields and data.description is not None:
         role.description = data.description
+    if "external_id" in fields:
+        role.external_id = data.external_id
+    if (
+        "display_name" in fields
+        and data.display_name is not None
+        and data.display_name != role.display_name
+    ):
+        key = fold(data.display_name)
+        if key != role.display_name_key:
+            await _ensure_display_name_free(session, data.display_name)
+        role.display_name = data.display_name
+        role.display_name_key = key
     if "name" in fields and data.name is not None and data.name != role.name:
         if await session.scalar(select(Role.id).where(Role.name == data.name)) is not None:
             raise Duplicate(f"a role named {data.name} already exists", field="name")
         assert workspace is not None
         settings_change = _rename_in_settings(workspace, role.name, data.name)
+        if "display_name" not in fields and role.display_name == role.name:
+            # A display name nobody set apart from the name follows it.
+            key = fold(data.name)
+            if key != role.display_name_key:
+                await _ensure_display_name_free(session, data.name)
+            role.display_name, role.display_name_key = data.name, key
         role.name = data.name
     else:
         settings_change = {}
@@ -137,6 +204,19 @@ async def update_role(session: AsyncSession, *, actor: Actor, name: str, data: R
             changes=changes,
         )
     return role
+
+
+def _changes(role: Role, data: RoleUpdate) -> set[str]:
+    """The fields `data` sets to something other than what `role` holds."""
+    current = _fields(role)
+    changed = set()
+    for field in data.model_fields_set:
+        value = getattr(data, field)
+        if field == "permissions" and value is not None:
+            value, current[field] = set(value), set(role.permissions)
+        if value != current[field]:
+            changed.add(field)
+    return changed
 
 
 async def delete_role(session: AsyncSession, *, actor: Actor, name: str) -> None:
@@ -167,3 +247,28 @@ async def delete_role(session: AsyncSession, *, actor: Actor, name: str) -> None
         changes={k: {"before": v, "after": None} for k, v in _fields(role).items()}
         | settings_change,
     )
+
+
+async def delete_role_taking_it_from_holders(
+    session: AsyncSession, *, actor: Actor, name: str
+) -> None:
+    """Delete a custom role that people hold, as an identity provider deleting a group
+    expects: the role is taken from each holder (revoke_role, each with its rules and audit
+    entry; someone left with no role gets the plain one), then deleted. One transaction:
+    a holder the rules keep (one the actor may not act on) refuses the whole deletion."""
+    actor.require(Permission.ROLES_MANAGE)
+    await seats.lock_workspace(session)
+    role = await session.scalar(select(Role).where(Role.name == name))
+    if role is None:
+        raise NotFound(f"no role named {name}")
+    if role.built_in:
+        raise BuiltInRole(f"{role.name} is a built-in role and cannot be deleted", field="name")
+    holders = await session.scalars(
+        select(User.public_id)
+        .join(user_roles, user_roles.c.user_id == User.id)
+        .where(user_roles.c.role_id == role.id)
+        .order_by(User.id)
+    )
+    for public_id in list(holders):
+        await user_actions.revoke_role(session, actor=actor, user_id=public_id, role=name)
+    await delete_role(session, actor=actor, name=name)

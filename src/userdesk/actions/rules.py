@@ -106,6 +106,7 @@ _UNIQUE_FIELDS = (
     ("uq_users_email_key", "users.email_key", "email"),
     ("uq_users_voip_extension", "users.voip_extension", "voip_extension"),
     ("uq_roles_name", "roles.name", "name"),
+    ("uq_roles_display_name_key", "roles.display_name_key", "display_name"),
 )
 
 

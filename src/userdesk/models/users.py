@@ -78,11 +78,25 @@ class Role(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
+    # SCIM's group id: never changes, whatever the role is renamed to.
+    public_id: Mapped[str] = mapped_column(String(36))
+    # What identity providers call the group ("Sales Team"); unique by its folded key.
+    display_name: Mapped[str] = mapped_column(String(256))
+    display_name_key: Mapped[str] = mapped_column(String(1024))
+    external_id: Mapped[str | None] = mapped_column(String(255))
     description: Mapped[str] = mapped_column(String(500), default="")
     permissions: Mapped[list[str]] = mapped_column(JSONDocument)
     built_in: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Raised by every change of the row (see bump_role_version): part of a group's ETag.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+    __table_args__ = (
+        Index("uq_roles_public_id", "public_id", unique=True),
+        Index("uq_roles_display_name_key", "display_name_key", unique=True),
+        Index("ix_roles_external_id", "external_id"),
+    )
 
 
 class User(Base):
@@ -191,6 +205,14 @@ class User(Base):
         Index("ix_users_external_id", "external_id"),
         Index("ix_users_manager_id", "manager_id"),
     )
+
+
+@event.listens_for(Role, "before_update")
+def bump_role_version(_mapper: object, _connection: object, role: Role) -> None:
+    """As bump_version, for roles."""
+    session = object_session(role)
+    if session is not None and session.is_modified(role, include_collections=False):
+        role.version = Role.version + 1  # type: ignore[assignment]
 
 
 @event.listens_for(User, "before_update")

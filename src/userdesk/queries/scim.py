@@ -1,7 +1,8 @@
-"""SCIM filters and sorting over users, translated to SQL (never evaluated in Python).
+"""SCIM filters and sorting over users and groups (roles), translated to SQL (never
+evaluated in Python).
 
 A filter arrives parsed (scim2-models' syntax tree); each attribute path is looked up in
-USER_ATTRIBUTES, which says which column holds it and how it compares:
+USER_ATTRIBUTES (or GROUP_ATTRIBUTES), which says which column holds it and how it compares:
 
 - `folded` attributes (userName, emails.value) compare through their key columns, which
   hold the case-folded form, so `userName eq "Alice"` is an index lookup;
@@ -36,13 +37,14 @@ from sqlalchemy.orm import aliased
 
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import email_key, fold
-from userdesk.errors import InvalidInput
+from userdesk.errors import InvalidInput, NotFound
 from userdesk.models import Role, User, UserStatus, user_roles
 from userdesk.queries.loading import user_joined
 from userdesk.queries.visibility import visible_users
 from userdesk.security.permissions import Permission
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
 MAX_COUNT = 1_000
@@ -90,8 +92,8 @@ USER_ATTRIBUTES: dict[tuple[str, str, str | None], Attribute] = {
     (CORE_USER, "photos", "value"): Attribute(User.avatar_url, case_exact=True),
     (CORE_USER, "meta", "created"): Attribute(User.created_at, "datetime"),
     (CORE_USER, "meta", "lastmodified"): Attribute(User.updated_at, "datetime"),
-    (CORE_USER, "groups", "value"): Attribute(Role.id, case_exact=True, sortable=False),
-    (CORE_USER, "groups", "display"): Attribute(Role.name, sortable=False),
+    (CORE_USER, "groups", "value"): Attribute(Role.public_id, case_exact=True, sortable=False),
+    (CORE_USER, "groups", "display"): Attribute(Role.display_name_key, folded=fold, sortable=False),
     (ENTERPRISE_USER, "employeenumber", None): Attribute(User.employee_number),
     (ENTERPRISE_USER, "department", None): Attribute(User.department),
     (ENTERPRISE_USER, "organization", None): Attribute(User.organization),
@@ -101,23 +103,49 @@ USER_ATTRIBUTES: dict[tuple[str, str, str | None], Attribute] = {
         sortable=False,
     ),
 }
-# A multi-valued or complex attribute named alone means its value (RFC 7644 §3.4.2.2).
-_IMPLIED_SUB = {"emails": "value", "photos": "value", "groups": "value", "manager": "value"}
+GROUP_ATTRIBUTES: dict[tuple[str, str, str | None], Attribute] = {
+    (CORE_GROUP, "id", None): Attribute(Role.public_id, case_exact=True),
+    (CORE_GROUP, "externalid", None): Attribute(Role.external_id, case_exact=True),
+    (CORE_GROUP, "displayname", None): Attribute(Role.display_name_key, folded=fold),
+    (CORE_GROUP, "meta", "created"): Attribute(Role.created_at, "datetime"),
+    (CORE_GROUP, "meta", "lastmodified"): Attribute(Role.updated_at, "datetime"),
+    (CORE_GROUP, "members", "value"): Attribute(User.public_id, case_exact=True, sortable=False),
+}
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """A resource type's filterable attributes."""
+
+    attributes: dict[tuple[str, str, str | None], Attribute]
+    schemas: tuple[str, ...]  # the first one is the core schema
+    # A multi-valued or complex attribute named alone means its value (RFC 7644 §3.4.2.2).
+    implied_sub: dict[str, str]
+
+
+_USERS = _Kind(
+    USER_ATTRIBUTES,
+    (CORE_USER, ENTERPRISE_USER),
+    {"emails": "value", "photos": "value", "groups": "value", "manager": "value"},
+)
+_GROUPS = _Kind(GROUP_ATTRIBUTES, (CORE_GROUP,), {"members": "value"})
 
 
 def _lookup(
-    path: AttrPath, parent: str | None = None, field: str = "filter"
+    kind: _Kind, path: AttrPath, parent: str | None = None, field: str = "filter"
 ) -> tuple[str, str, str | None]:
     uri = (path.uri or "").lower()
     attr, sub = path.attr.lower(), path.sub_attr.lower() if path.sub_attr else None
     if parent is not None:  # inside emails[...]: `type` means emails.type
         attr, sub = parent, attr
-    schema = ENTERPRISE_USER if uri == ENTERPRISE_USER.lower() else CORE_USER
-    if uri and uri not in (CORE_USER.lower(), ENTERPRISE_USER.lower()):
-        raise _unknown(path, field)
-    if sub is None and attr in _IMPLIED_SUB:
-        sub = _IMPLIED_SUB[attr]
-    if (schema, attr, sub) not in USER_ATTRIBUTES:
+    schema = next((s for s in kind.schemas if s.lower() == uri), None)
+    if schema is None:
+        if uri:
+            raise _unknown(path, field)
+        schema = kind.schemas[0]
+    if sub is None and attr in kind.implied_sub:
+        sub = kind.implied_sub[attr]
+    if (schema, attr, sub) not in kind.attributes:
         raise _unknown(path, field)
     return schema, attr, sub
 
@@ -209,33 +237,25 @@ def _compare(found: Attribute, op: CompareOperator, value: Any, path: AttrPath) 
             "filter", "invalidValue", f"{path} is a string: compare it with a quoted value"
         )
     text = str(value)
-    if column is Role.id:
-        if op is not CompareOperator.eq:
-            raise InvalidInput.one(
-                "filter", "invalidFilter", f"{path} is an id: compare it with eq or ne"
-            )
-        if not text.isdigit() or len(text) > 18:
-            text = "-1"  # no role has it (and it stays a condition on the role, for EXISTS)
-        return and_(present, column == int(text))
     if found.folded is not None:
         return and_(present, text_test(op, column, found.folded(text), exact=True))
     return and_(present, text_test(op, column, text, exact=found.case_exact))
 
 
-def _where(node: FilterNode, parent: str | None = None) -> Any:
+def _where(kind: _Kind, node: FilterNode, parent: str | None = None) -> Any:
     if isinstance(node, LogicalExpr):
-        terms = [_where(term, parent) for term in node.terms]
+        terms = [_where(kind, term, parent) for term in node.terms]
         return and_(*terms) if node.op is LogicalOperator.and_ else or_(*terms)
     if isinstance(node, Not):
-        return not_(_where(node.expr, parent))
+        return not_(_where(kind, node.expr, parent))
     if isinstance(node, ValuePath):
         outer = node.attr_path.attr.lower()
-        if node.attr_path.sub_attr is not None or outer not in _IMPLIED_SUB:
+        if node.attr_path.sub_attr is not None or outer not in kind.implied_sub:
             raise _unknown(node.attr_path)
-        return _within(outer, _where(node.val_filter, parent=outer))
+        return _within(outer, _where(kind, node.val_filter, parent=outer))
     if isinstance(node, Present | Comparison):
-        schema, attr, sub = _lookup(node.attr_path, parent)
-        found = USER_ATTRIBUTES[(schema, attr, sub)]
+        schema, attr, sub = _lookup(kind, node.attr_path, parent)
+        found = kind.attributes[(schema, attr, sub)]
         if isinstance(node, Present):
             test = found.column.is_not(None)
             if found.guard is not None:
@@ -249,9 +269,10 @@ def _where(node: FilterNode, parent: str | None = None) -> Any:
 
 
 def _within(attr: str, test: Any) -> Any:
-    """A test on a sub-attribute of `attr`, for the user: groups are the roles they hold;
-    the others are the user's own columns (the manager's id by a scalar subquery)."""
-    if attr == "groups":
+    """A test on a sub-attribute of `attr`: a user's groups are the roles they hold, a
+    group's members the users holding it (each an EXISTS over the role's index); the
+    others are the resource's own columns (the manager's id by a scalar subquery)."""
+    if attr in ("groups", "members"):
         return exists().where(
             user_roles.c.user_id == User.id, user_roles.c.role_id == Role.id, test
         )
@@ -273,17 +294,35 @@ def _comparisons(node: FilterNode) -> int:
     return 1
 
 
-def user_filter(ast: FilterNode) -> Any:
-    """The SQL condition of a parsed SCIM filter over users."""
+def _filter(kind: _Kind, ast: FilterNode) -> Any:
     if _comparisons(ast) > MAX_COMPARISONS:
         raise InvalidInput.one(
             "filter", "invalidFilter", f"has more than {MAX_COMPARISONS} comparisons"
         )
-    return _where(ast)
+    return _where(kind, ast)
+
+
+def user_filter(ast: FilterNode) -> Any:
+    """The SQL condition of a parsed SCIM filter over users."""
+    return _filter(_USERS, ast)
+
+
+def group_filter(ast: FilterNode) -> Any:
+    """The SQL condition of a parsed SCIM filter over groups (roles)."""
+    return _filter(_GROUPS, ast)
 
 
 def sort_column(path: AttrPath) -> Any:
-    found = USER_ATTRIBUTES[_lookup(path, field="sortBy")]
+    """The column a sort of users by `path` orders."""
+    return _sort_column(_USERS, path)
+
+
+def group_sort_column(path: AttrPath) -> Any:
+    return _sort_column(_GROUPS, path)
+
+
+def _sort_column(kind: _Kind, path: AttrPath) -> Any:
+    found = kind.attributes[_lookup(kind, path, field="sortBy")]
     if not found.sortable or found.kind == "boolean":
         raise InvalidInput.one("sortBy", "invalidValue", f"cannot sort by {path}")
     if found.sort is not None:
@@ -336,3 +375,95 @@ async def search_users(
         .all()
     )
     return UserSlice(total, sorted(found, key=lambda user: position[user.id]))
+
+
+@dataclass(frozen=True)
+class GroupSlice:
+    total: int
+    groups: list[Role]
+
+
+async def search_groups(
+    session: AsyncSession,
+    *,
+    viewer: Actor,
+    condition: Any = None,
+    order: Any = None,
+    descending: bool = False,
+    start: int = 0,
+    count: int = DEFAULT_COUNT,
+) -> GroupSlice:
+    """Roles as SCIM groups, as search_users does users (without their members)."""
+    viewer.require(Permission.USERS_READ)
+    conditions = [condition] if condition is not None else []
+    total = (await session.scalar(select(func.count()).select_from(Role).where(*conditions))) or 0
+    if count == 0 or start >= total:
+        return GroupSlice(total, [])
+    ordering = [
+        (c.desc() if descending else c.asc()).nulls_last() for c in (order,) if order is not None
+    ]
+    found = await session.scalars(
+        select(Role)
+        .where(*conditions)
+        .order_by(*ordering, Role.id.desc() if descending else Role.id.asc())
+        .offset(start)
+        .limit(count)
+    )
+    return GroupSlice(total, list(found))
+
+
+async def get_group(session: AsyncSession, *, viewer: Actor, group_id: str) -> Role:
+    viewer.require(Permission.USERS_READ)
+    role = await session.scalar(select(Role).where(Role.public_id == group_id))
+    if role is None:
+        raise NotFound(f"no group with id {group_id}")
+    return role
+
+
+async def group_members(session: AsyncSession, role_ids: list[int]) -> dict[int, list[str]]:
+    """The public ids of the users holding each role, in the order they were created (one
+    read of the role's index and the users' primary keys; no user is loaded)."""
+    members: dict[int, list[str]] = {role_id: [] for role_id in role_ids}
+    if not role_ids:
+        return members
+    rows = await session.execute(
+        select(user_roles.c.role_id, User.public_id)
+        .join(User, User.id == user_roles.c.user_id)
+        .where(user_roles.c.role_id.in_(role_ids))
+        .order_by(user_roles.c.role_id, User.id)
+    )
+    for role_id, public_id in rows:
+        members[role_id].append(public_id)
+    return members
+
+
+async def membership_digests(session: AsyncSession, role_ids: list[int]) -> dict[int, str]:
+    """A digest of each role's holders (their count and the sum of their row ids), read from
+    the role's index alone: it changes when a member comes or goes, so it goes into the
+    group's ETag without reading the members themselves."""
+    digests = dict.fromkeys(role_ids, "0.0")
+    if not role_ids:
+        return digests
+    rows = await session.execute(
+        select(user_roles.c.role_id, func.count(), func.sum(user_roles.c.user_id))
+        .where(user_roles.c.role_id.in_(role_ids))
+        .group_by(user_roles.c.role_id)
+    )
+    for role_id, holders, total in rows:
+        digests[role_id] = f"{holders}.{total or 0}"
+    return digests
+
+
+async def users_among(
+    session: AsyncSession, public_ids: list[str], *, holding: int | None = None
+) -> set[str]:
+    """Which of `public_ids` are users (holding the role `holding`, if given): a lookup by
+    id for each, so a change of a few members of a large group reads only those."""
+    if not public_ids:
+        return set()
+    query = select(User.public_id).where(User.public_id.in_(public_ids))
+    if holding is not None:
+        query = query.join(user_roles, user_roles.c.user_id == User.id).where(
+            user_roles.c.role_id == holding
+        )
+    return set(await session.scalars(query))

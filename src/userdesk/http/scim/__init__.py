@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from userdesk.http import problems
-from userdesk.http.scim import discovery, users
+from userdesk.http.scim import discovery, groups, users
 from userdesk.http.scim.protocol import PREFIX, ScimErrors
 
 
@@ -13,3 +13,4 @@ def install(app: FastAPI) -> None:
     problems.register_format(app, PREFIX, ScimErrors())
     app.include_router(discovery.router)
     app.include_router(users.router)
+    app.include_router(groups.router)

@@ -1,11 +1,11 @@
 """SCIM discovery (RFC 7644 §4): ServiceProviderConfig, ResourceTypes and Schemas, saying
 exactly what userdesk supports.
 
-The published schemas are the RFC's User and enterprise extension, trimmed to the
+The published schemas are the RFC's User, enterprise extension and Group, trimmed to the
 attributes userdesk stores, with the characteristics userdesk applies: emails and active
-are required (a user has an address, and is active or not); the enumerations it offers
-are canonical values. Identity providers, and scim2-tester, generate and check what they
-send from these documents.
+are required (a user has an address, and is active or not); a group's displayName is
+unique; its members are users; the enumerations it offers are canonical values. Identity
+providers, and scim2-tester, generate and check what they send from these documents.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from scim2_models import (
     EnterpriseUser,
     ETag,
     Filter,
+    Group,
     ListResponse,
     Meta,
     Patch,
@@ -30,6 +31,7 @@ from scim2_models import (
     Schema,
     ServiceProviderConfig,
     Sort,
+    Uniqueness,
     User,
 )
 from scim2_models.resources.schema import Attribute
@@ -57,7 +59,13 @@ _CORE: dict[str, set[str] | None] = {
     "password": None,
     "emails": {"value", "type", "primary"},
     "photos": {"value", "type"},
-    "groups": {"value", "display"},
+    "groups": {"value", "display", "$ref"},
+}
+_GROUP: dict[str, set[str] | None] = {
+    "displayName": None,
+    # No display: a member is a user, named by their id (and what a provider sends as its
+    # display is not kept).
+    "members": {"value", "$ref", "type"},
 }
 _ENTERPRISE: dict[str, set[str] | None] = {
     "employeeNumber": None,
@@ -71,7 +79,10 @@ _CANONICAL = {
     "photos.type": ["photo"],
     "locale": LOCALES,
     "timezone": TIMEZONES,
+    "members.type": ["User"],
 }
+_REFERENCES = {"members.$ref": ["User"], "groups.$ref": ["Group"]}
+_UNIQUE = frozenset({"displayName"})
 
 
 def _trimmed(attribute: Attribute, parent: str | None = None) -> Attribute:
@@ -81,10 +92,14 @@ def _trimmed(attribute: Attribute, parent: str | None = None) -> Attribute:
         update["required"] = Required.true
     if path in _CANONICAL:
         update["canonical_values"] = _CANONICAL[path]
+    if path in _REFERENCES:
+        update["reference_types"] = _REFERENCES[path]
     return attribute.model_copy(update=update)
 
 
-def _schema(model: Any, kept: dict[str, set[str] | None]) -> Schema:
+def _schema(
+    model: Any, kept: dict[str, set[str] | None], unique: frozenset[str] = frozenset()
+) -> Schema:
     schema = model.to_schema()
     attributes = []
     for attribute in schema.attributes:
@@ -92,6 +107,8 @@ def _schema(model: Any, kept: dict[str, set[str] | None]) -> Schema:
             continue
         subs = kept[attribute.name]
         trimmed = _trimmed(attribute)
+        if attribute.name in unique:
+            trimmed = trimmed.model_copy(update={"uniqueness": Uniqueness.server})
         if subs is not None:
             trimmed = trimmed.model_copy(
                 update={
@@ -108,9 +125,16 @@ def _schema(model: Any, kept: dict[str, set[str] | None]) -> Schema:
 
 SCHEMAS = {
     str(schema.id): schema
-    for schema in (_schema(User, _CORE), _schema(EnterpriseUser, _ENTERPRISE))
+    for schema in (
+        _schema(User, _CORE),
+        _schema(EnterpriseUser, _ENTERPRISE),
+        _schema(Group, _GROUP, _UNIQUE),
+    )
 }
-RESOURCE_TYPES = {"User": ResourceType.from_resource(ScimUser)}
+RESOURCE_TYPES = {
+    "User": ResourceType.from_resource(ScimUser),
+    "Group": ResourceType.from_resource(Group),
+}
 
 
 def _with_meta(document: Any, resource_type: str, location: str) -> dict[str, Any]:
@@ -133,8 +157,9 @@ def service_provider_config(base: str) -> ServiceProviderConfig:
                 type="oauthbearertoken",
                 name="Personal access token",
                 description=(
-                    "A userdesk personal access token of a user holding users.provision, "
-                    "sent as 'Authorization: Bearer <token>'"
+                    "A userdesk personal access token of a user holding users.provision "
+                    "and users.read (and roles.manage and roles.assign for groups), sent "
+                    "as 'Authorization: Bearer <token>'"
                 ),
                 primary=True,
             )
@@ -206,4 +231,6 @@ async def get_schema(schema_id: str, request: Request, _actor: ScimActor) -> JSO
 @router.post("/.search")
 async def search_everything(_actor: ScimActor) -> JSONResponse:
     """A search across every resource type at the root is not offered: /Users/.search is."""
-    return scim_error(501, "search at the root is not supported; use POST /Users/.search")
+    return scim_error(
+        501, "search at the root is not supported; use POST /Users/.search or /Groups/.search"
+    )

@@ -4,16 +4,18 @@ and errors in the SCIM error schema (RFC 7644 §3.12)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, Response
-from scim2_models import SCIMException, ScimPolicy
+from scim2_models import SCIMException, ScimFilter, ScimPolicy
+from scim2_models.path.expressions import AttrPath, FilterNode
 
 from userdesk.actions.context import Actor
 from userdesk.errors import (
+    BuiltInRole,
     Conflict,
     DomainError,
     Duplicate,
@@ -25,6 +27,7 @@ from userdesk.errors import (
     Unauthenticated,
 )
 from userdesk.http.deps import DatabaseDep, current_actor
+from userdesk.queries.scim import DEFAULT_COUNT, MAX_COUNT
 from userdesk.security.permissions import Permission
 
 PREFIX = "/scim/v2"
@@ -45,12 +48,14 @@ SCIM_NAMES = {
     "employment_type": "userType",
     "avatar_url": "photos.value",
     "external_id": "externalId",
+    "display_name": "displayName",
     "employee_number": "employeeNumber",
     "manager": "manager.value",
 }
 
 _STATUS: tuple[tuple[type[DomainError], int, str | None], ...] = (
     (Duplicate, 409, "uniqueness"),
+    (BuiltInRole, 400, "mutability"),
     (InvalidInput, 400, "invalidValue"),
     (NotFound, 404, None),
     (Unauthenticated, 401, None),
@@ -187,3 +192,37 @@ def check_if_match(request: Request, current: str) -> None:
             f"the resource has changed: its version is {current}, the request's If-Match "
             f"is {header}"
         )
+
+
+def list_filter(raw: Any, translate: Callable[[FilterNode], Any]) -> Any:
+    """The SQL condition of a list's `filter` (None without one), parsed here rather than
+    by SearchRequest, so an error says invalidFilter."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise InvalidInput.one("filter", "invalidFilter", "must be a string")
+    try:
+        return translate(ScimFilter(raw).ast)
+    except SCIMException as exc:
+        raise from_scim_exception(exc) from None
+    except ValueError as exc:
+        raise InvalidInput.one("filter", "invalidFilter", str(exc)) from None
+
+
+def sort_path(search: Any) -> AttrPath | None:
+    """A list's sortBy as a path (schema URN, attribute, sub-attribute)."""
+    if not search.sort_by:
+        return None
+    path = str(search.sort_by)
+    uri, _, attr = path.rpartition(":") if path.startswith("urn:") else ("", "", path)
+    attr_name, _, sub = attr.partition(".")
+    return AttrPath(attr_name, sub or None, uri or None)
+
+
+def page_of(search: Any) -> tuple[int, int, bool]:
+    """A list's 1-based startIndex, its count (at most MAX_COUNT), and whether it sorts
+    descending."""
+    start = max(int(search.start_index or 1), 1)
+    count = DEFAULT_COUNT if search.count is None else int(search.count)
+    descending = str(search.sort_order or "ascending").endswith("descending")
+    return start, max(0, min(count, MAX_COUNT)), descending

@@ -26,11 +26,8 @@ from scim2_models import (
     Name,
     PatchOp,
     Photo,
-    SCIMException,
-    ScimFilter,
     SearchRequest,
 )
-from scim2_models.path.expressions import AttrPath
 
 from userdesk.actions import users as user_actions
 from userdesk.actions.context import Actor
@@ -46,10 +43,12 @@ from userdesk.http.scim.protocol import (
     ScimActor,
     check_if_match,
     etag,
-    from_scim_exception,
     json_body,
+    list_filter,
+    page_of,
     scim_input,
     scim_response,
+    sort_path,
 )
 from userdesk.models import AvatarKind, User, UserStatus
 from userdesk.queries import scim as scim_queries
@@ -85,7 +84,13 @@ def to_scim(user: User, base: str) -> Any:
         active=user.status is not UserStatus.DEACTIVATED,
         emails=[Email(value=user.email, type=user.email_type, primary=user.email_primary)],
         photos=_photos(user),
-        groups=[GroupMembership(value=str(r.id), display=r.name) for r in user.roles] or None,
+        groups=[
+            GroupMembership(
+                value=r.public_id, display=r.display_name, ref=f"{base}/Groups/{r.public_id}"
+            )
+            for r in user.roles
+        ]
+        or None,
         meta=Meta(
             resource_type="User",
             created=user.created_at,
@@ -110,9 +115,9 @@ def to_scim(user: User, base: str) -> Any:
 
 
 def user_etag(user: User) -> str:
-    """The user's version, and the names of their roles (a role renamed changes how the
-    user reads, not the user's row)."""
-    names = ",".join(sorted(role.name for role in user.roles))
+    """The user's version, and the display names of their groups (a group renamed changes
+    how the user reads, not the user's row)."""
+    names = ",".join(sorted(role.display_name for role in user.roles))
     return etag(f"{user.version}.{zlib.crc32(names.encode()):08x}")
 
 
@@ -275,28 +280,11 @@ async def _listing(
     request: Request, database: Database, actor: Actor, params: dict[str, Any]
 ) -> JSONResponse:
     # The filter is parsed here, not by SearchRequest: an error then says invalidFilter.
-    raw_filter = params.pop("filter", None)
+    condition = list_filter(params.pop("filter", None), scim_queries.user_filter)
     search = _search(params)
-    condition = None
-    if raw_filter is not None:
-        if not isinstance(raw_filter, str):
-            raise InvalidInput.one("filter", "invalidFilter", "must be a string")
-        try:
-            condition = scim_queries.user_filter(ScimFilter(raw_filter).ast)
-        except SCIMException as exc:
-            raise from_scim_exception(exc) from None
-        except ValueError as exc:
-            raise InvalidInput.one("filter", "invalidFilter", str(exc)) from None
-    order = None
-    if search.sort_by:
-        path = str(search.sort_by)
-        uri, _, attr = path.rpartition(":") if path.startswith("urn:") else ("", "", path)
-        attr_name, _, sub = attr.partition(".")
-        order = scim_queries.sort_column(AttrPath(attr_name, sub or None, uri or None))
-    descending = str(search.sort_order or "ascending").endswith("descending")
-    start = max(int(search.start_index or 1), 1)
-    count = scim_queries.DEFAULT_COUNT if search.count is None else int(search.count)
-    count = max(0, min(count, scim_queries.MAX_COUNT))
+    path = sort_path(search)
+    order = scim_queries.sort_column(path) if path is not None else None
+    start, count, descending = page_of(search)
     async with database.reader() as session:
         found = await scim_queries.search_users(
             session,

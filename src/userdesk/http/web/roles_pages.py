@@ -89,10 +89,14 @@ class RoleForm:
     description: str = ""
     permissions: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    # The name identity providers see (SCIM's displayName); blank: the same as the name,
+    # following it when it is renamed.
+    display_name: str = ""
 
     @classmethod
     def of(cls, role: Role) -> RoleForm:
-        return cls(role.name, role.description, sorted(role.permissions))
+        shown = role.display_name if role.display_name != role.name else ""
+        return cls(role.name, role.description, sorted(role.permissions), display_name=shown)
 
     @classmethod
     def parse(cls, form: FormData) -> RoleForm:
@@ -104,10 +108,18 @@ class RoleForm:
             name=text("name").strip(),
             description=text("description").strip(),
             permissions=sorted({p for p in form.getlist("permissions") if isinstance(p, str)}),
+            display_name=text("display_name").strip(),
         )
 
     def fields(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "permissions": self.permissions}
+        fields = {
+            "name": self.name,
+            "description": self.description,
+            "permissions": self.permissions,
+        }
+        if self.display_name:
+            fields["display_name"] = self.display_name
+        return fields
 
 
 def _described(permissions: list[str]) -> list[tuple[str, str]]:
