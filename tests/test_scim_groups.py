@@ -2,7 +2,7 @@
 SQLite and PostgreSQL: roles as groups, members granted and taken through the role
 actions (so the last owner, "nobody grants more than they hold" and the audit log hold),
 what Entra ID and Okta really send, ETags, errors in the SCIM error schema, and migration
-0009 down and up again."""
+0010 down and up again."""
 
 from __future__ import annotations
 
@@ -662,7 +662,7 @@ async def test_native_roles_api_sets_and_shows_the_display_name(
     assert built_in.status_code == 409, built_in.text
 
 
-# --- migration 0009 ------------------------------------------------------------------------------
+# --- migration 0010 ------------------------------------------------------------------------------
 
 
 def _migrate(connection: Any, revision: str, *, down: bool = False) -> None:
@@ -676,11 +676,11 @@ def _role_columns(connection: Any) -> set[str]:
     return {column["name"] for column in inspect(connection).get_columns("roles")}
 
 
-async def test_migration_0009_goes_down_and_up_again(database: Database) -> None:
+async def test_migration_0010_goes_down_and_up_again(database: Database) -> None:
     new = {"public_id", "display_name", "display_name_key", "external_id", "version"}
     async with database.engine.connect() as connection:
         assert new <= await connection.run_sync(_role_columns)
-        await connection.run_sync(_migrate, "0008", down=True)
+        await connection.run_sync(_migrate, "0009", down=True)
         await connection.commit()
         assert not new & await connection.run_sync(_role_columns)
         await connection.execute(

@@ -1,7 +1,7 @@
 """roles as SCIM groups: a stable public id, a display name, an external id, a version
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-11-29
 
 Plain ADD COLUMN and CREATE INDEX on both databases: a batch rebuild of roles on SQLite
@@ -18,8 +18,8 @@ import uuid
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
