@@ -978,3 +978,95 @@ async def test_a_name_that_takes_too_long_to_resolve_times_out(
     assert time.monotonic() - started < 4
     [slow] = await deliveries(client, owner, webhook["id"])
     assert slow["status"] == "queued" and slow["last_error"].startswith("timed out")
+
+
+async def test_an_answer_holding_a_nul_byte_is_kept_and_the_event_sent_once(
+    client: httpx.AsyncClient,
+    database: Database,
+    owner: Account,
+    directory: Directory,
+    receiver: Receiver,
+    clock: ShiftableClock,
+) -> None:
+    # PostgreSQL refuses NUL in text: storing the answer as received failed the whole
+    # recording, and the event was sent again at every lease's end.
+    webhook, _ = await register(client, owner, url=receiver.url(), allow_private_network=True)
+    receiver.script = [Answer(200, b"OK\x00")]
+    await directory.create("rosa")
+    worker = WebhookWorker(database)
+    assert await worker.run_once() == 1
+    for _ in range(2):
+        clock.advance(timedelta(minutes=6))
+        assert await worker.run_once() == 0
+    assert len(receiver.requests) == 1
+    [done] = await deliveries(client, owner, webhook["id"])
+    assert (done["status"], done["attempts"]) == ("delivered", 1)
+    assert done["response_body"] == "OK\ufffd"
+
+
+async def test_an_unexpected_error_fails_one_attempt_and_the_rest_of_the_batch_is_delivered(
+    client: httpx.AsyncClient,
+    database: Database,
+    owner: Account,
+    directory: Directory,
+    receiver: Receiver,
+) -> None:
+    async def resolver(host: str, port: int) -> list[str]:
+        if host == "broken.example":
+            raise RuntimeError("the resolver has a bug")
+        return ["127.0.0.1"]
+
+    broken, _ = await register(client, owner, url="https://broken.example/hook")
+    fine, _ = await register(
+        client, owner, url=receiver.url(host="fine.example"), allow_private_network=True
+    )
+    await directory.create("rosa")
+    assert await WebhookWorker(database, resolver=resolver).run_once() == 2
+    [failed] = await deliveries(client, owner, broken["id"])
+    assert (failed["status"], failed["attempts"]) == ("queued", 1)
+    assert failed["last_error"] == "RuntimeError: the resolver has a bug"
+    [done] = await deliveries(client, owner, fine["id"])
+    assert done["status"] == "delivered" and len(receiver.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("typed", "ascii_name"),
+    [("bücher.test", "xn--bcher-kva.test"), ("\uff42\uff55\uff43\uff48.test", "buch.test")],
+)
+async def test_an_internationalised_host_is_sent_in_its_idna_form(
+    client: httpx.AsyncClient,
+    database: Database,
+    owner: Account,
+    directory: Directory,
+    receiver: Receiver,
+    typed: str,
+    ascii_name: str,
+) -> None:
+    looked_up: list[str] = []
+
+    async def resolver(host: str, port: int) -> list[str]:
+        looked_up.append(host)
+        return ["127.0.0.1"]
+
+    webhook, _ = await register(
+        client, owner, url=receiver.url(host=typed), allow_private_network=True
+    )
+    await directory.create("rosa")
+    assert await WebhookWorker(database, resolver=resolver).run_once() == 1
+    assert looked_up == [ascii_name]
+    [request] = receiver.requests
+    assert request.headers["host"] == f"{ascii_name}:{receiver.port}"
+    [done] = await deliveries(client, owner, webhook["id"])
+    assert done["status"] == "delivered"
+
+
+@pytest.mark.parametrize("host", ["\u2603.test", "\u0627a.test", "b\u00fccher..test"])
+async def test_a_host_without_an_idna_form_is_refused_at_registration(
+    client: httpx.AsyncClient, owner: Account, host: str
+) -> None:
+    response = await client.post(
+        "/api/v1/webhooks",
+        json={"url": f"https://{host}/hook", "events": ["user.created"]},
+        headers=owner.headers,
+    )
+    assert problem_of(response) == (422, "url", "url_host_idna")

@@ -21,6 +21,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from userdesk.models import UserType
+from userdesk.security.addresses import ascii_host
 
 USERNAME_MIN, USERNAME_MAX = 2, 64
 NAME_MAX = 100
@@ -573,6 +574,14 @@ def _check_webhook_url(value: str) -> str:
         raise PydanticCustomError(
             "url_format", "must not contain white space, control characters or a #fragment"
         )
+    try:
+        ascii_host(parts.hostname)
+    except ValueError as exc:
+        raise PydanticCustomError(
+            "url_host_idna",
+            "must name a host that has an ASCII (IDNA) form: {reason}",
+            {"reason": str(exc)},
+        ) from None
     return value
 
 

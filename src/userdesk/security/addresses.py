@@ -13,6 +13,8 @@ import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
 
+import idna
+
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 METADATA_ADDRESSES = frozenset(
@@ -73,6 +75,18 @@ def literal_address(host: str) -> Address | None:
         return ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return None
+
+
+def ascii_host(host: str) -> str:
+    """The host as it goes on the wire (DNS, the Host header, the TLS server name): an
+    internationalised name in its IDNA form (bücher.test -> xn--bcher-kva.test, full-width
+    letters folded by UTS #46); raises ValueError for a name IDNA cannot express."""
+    if host.isascii():
+        return host
+    try:
+        return idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise ValueError(str(exc) or "not a valid internationalised name") from None
 
 
 class AddressRefused(Exception):

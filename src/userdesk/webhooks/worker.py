@@ -28,7 +28,13 @@ from userdesk.actions.webhook_events import PING
 from userdesk.db import Database
 from userdesk.models import OutboxMessage, WebhookDelivery, WebhookEndpoint
 from userdesk.queue import backoff, claim_due, release
-from userdesk.security.addresses import AddressRefused, Resolver, checked_address, system_resolver
+from userdesk.security.addresses import (
+    AddressRefused,
+    Resolver,
+    ascii_host,
+    checked_address,
+    system_resolver,
+)
 from userdesk.security.sealing import SealingError
 
 log = logging.getLogger("userdesk.webhooks")
@@ -139,7 +145,19 @@ class WebhookWorker:
         async with httpx.AsyncClient(
             timeout=self.timeout, follow_redirects=False, trust_env=False, verify=self.trust
         ) as client:
-            await asyncio.gather(*(self._deliver(client, c) for c in claimed))
+            results = await asyncio.gather(
+                *(self._deliver(client, c) for c in claimed), return_exceptions=True
+            )
+        # One delivery's failure (its outcome could not be recorded, the database went away)
+        # must not abandon the others: its row stays claimed and is retried when the lease
+        # runs out.
+        for claimed_one, result in zip(claimed, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error(
+                    "webhook delivery %s: could not be recorded",
+                    claimed_one.delivery.id,
+                    exc_info=result,
+                )
         return len(claimed)
 
     async def _deliver(self, client: httpx.AsyncClient, claimed: Claimed) -> None:
@@ -164,7 +182,8 @@ class WebhookWorker:
                 )
                 outcome = await self._send(client, endpoint, delivery.body, headers)
         attempts = row.attempts + 1
-        values: dict[str, Any] = {"attempts": attempts, "last_error": outcome.error}
+        error = _storable(outcome.error) if outcome.error else None
+        values: dict[str, Any] = {"attempts": attempts, "last_error": error}
         if outcome.delivered:
             values.update(status=Status.DELIVERED, sent_at=self.database.services.clock.now())
         else:
@@ -172,7 +191,7 @@ class WebhookWorker:
             values.update(
                 status=Status.FAILED if failed else Status.QUEUED,
                 next_attempt_at=now + backoff(attempts),
-                last_error=outcome.error or f"the receiver answered {outcome.status}",
+                last_error=error or f"the receiver answered {outcome.status}",
             )
             log.warning(
                 "webhook %s, event %s: attempt %d failed%s: %s",
@@ -182,17 +201,29 @@ class WebhookWorker:
                 " for the last time" if failed else "",
                 values["last_error"],
             )
+        answer = {
+            "last_attempt_at": now,
+            "response_status": outcome.status,
+            "response_body": outcome.body,
+            "duration_ms": outcome.duration_ms,
+        }
+        try:
+            await self._record(row.id, delivery.id, values, answer)
+        except Exception as exc:
+            # The attempt happened: it must count, or the row is sent again at every lease's
+            # end, forever. Record it without the receiver's answer, which may be what failed.
+            log.exception("webhook delivery %s: cannot record the answer", delivery.id)
+            unrecorded = f"the receiver's answer could not be recorded: {type(exc).__name__}"
+            values["last_error"] = "; ".join(filter(None, [values["last_error"], unrecorded]))
+            await self._record(row.id, delivery.id, values, {**answer, "response_body": None})
+
+    async def _record(
+        self, row_id: int, delivery_id: int, values: dict[str, Any], answer: dict[str, Any]
+    ) -> None:
         async with self.database.transaction() as session:
-            await release(session, row.id, **values)
+            await release(session, row_id, **values)
             await session.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id == delivery.id)
-                .values(
-                    last_attempt_at=now,
-                    response_status=outcome.status,
-                    response_body=outcome.body,
-                    duration_ms=outcome.duration_ms,
-                )
+                update(WebhookDelivery).where(WebhookDelivery.id == delivery_id).values(**answer)
             )
 
     async def _send(
@@ -203,7 +234,6 @@ class WebhookWorker:
         headers: dict[str, str],
     ) -> Outcome:
         parts = urlsplit(endpoint.url)
-        host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
         started = time.monotonic()
 
@@ -213,6 +243,7 @@ class WebhookWorker:
         try:
             # The whole attempt, the name's resolution included, within the request timeout.
             async with asyncio.timeout(self.request_timeout):
+                host = ascii_host(parts.hostname or "")
                 address = await checked_address(
                     host,
                     port,
@@ -227,7 +258,7 @@ class WebhookWorker:
                     "POST",
                     target,
                     content=body.encode(),
-                    headers={**headers, "Host": parts.netloc},
+                    headers={**headers, "Host": _host_header(host, parts.port)},
                     extensions={"sni_hostname": host} if parts.scheme == "https" else {},
                 )
                 response = await client.send(request, stream=True)
@@ -241,7 +272,23 @@ class WebhookWorker:
             return Outcome(None, None, f"timed out after {took() / 1000:.1f} s", took())
         except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
             return Outcome(None, None, f"{type(exc).__name__}: {exc}"[:1000], took())
+        except Exception as exc:
+            # Whatever else goes wrong (a host that cannot be encoded, a bug) is one failed
+            # attempt, retried with backoff and finally failed, never a row stuck claimed.
+            log.exception("webhook %s: attempt failed unexpectedly", endpoint.public_id)
+            return Outcome(None, None, f"{type(exc).__name__}: {exc}"[:1000], took())
         return Outcome(response.status_code, kept, None, took())
+
+
+def _host_header(host: str, port: int | None) -> str:
+    """The Host header for the URL's (ASCII) host and explicit port, if any."""
+    named = f"[{host}]" if ":" in host else host
+    return named if port is None else f"{named}:{port}"
+
+
+def _storable(text: str) -> str:
+    """Text any database keeps: PostgreSQL refuses NUL in text, and an answer may hold one."""
+    return text.replace("\x00", "\ufffd")
 
 
 async def _start_of(response: httpx.Response) -> str:
@@ -251,4 +298,4 @@ async def _start_of(response: httpx.Response) -> str:
         kept += chunk
         if len(kept) >= RESPONSE_KEPT:
             break
-    return kept[:RESPONSE_KEPT].decode("utf-8", errors="replace")
+    return _storable(kept[:RESPONSE_KEPT].decode("utf-8", errors="replace"))
