@@ -71,29 +71,35 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     script: list[Answer] = field(default_factory=list)
     port: int = 0
+    # Keep each connection open for the next request, as most servers do.
+    keep_alive: bool = False
 
     def url(self, path: str = "/hook", host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}{path}"
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-            request_line, *lines = head.strip().split("\r\n")
-            method, path, _ = request_line.split(" ", 2)
-            headers = {k.lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines)}
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-            self.requests.append(Received(method, path, headers, body))
-            answer = self.script.pop(0) if self.script else Answer()
-            await asyncio.sleep(answer.delay)
-            extra = "".join(f"{k}: {v}\r\n" for k, v in answer.headers.items())
-            writer.write(
-                f"HTTP/1.1 {answer.status} Whatever\r\nContent-Length: {len(answer.body)}\r\n"
-                f"Connection: close\r\n{extra}\r\n".encode()
-                + answer.body
-            )
-            await writer.drain()
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+                request_line, *lines = head.strip().split("\r\n")
+                method, path, _ = request_line.split(" ", 2)
+                headers = {k.lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines)}
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                self.requests.append(Received(method, path, headers, body))
+                answer = self.script.pop(0) if self.script else Answer()
+                await asyncio.sleep(answer.delay)
+                extra = "".join(f"{k}: {v}\r\n" for k, v in answer.headers.items())
+                connection = "keep-alive" if self.keep_alive else "close"
+                writer.write(
+                    f"HTTP/1.1 {answer.status} Whatever\r\nContent-Length: {len(answer.body)}"
+                    f"\r\nConnection: {connection}\r\n{extra}\r\n".encode()
+                    + answer.body
+                )
+                await writer.drain()
+                if not self.keep_alive:
+                    break
         except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the worker gave up on a slow answer
+            pass  # the worker gave up on a slow answer, or closed a kept-alive connection
         finally:
             writer.close()
 
@@ -1070,3 +1076,77 @@ async def test_a_host_without_an_idna_form_is_refused_at_registration(
         headers=owner.headers,
     )
     assert problem_of(response) == (422, "url", "url_host_idna")
+
+
+async def test_over_https_a_second_host_on_the_same_address_gets_its_own_certificate_check(
+    client: httpx.AsyncClient,
+    database: Database,
+    owner: Account,
+    directory: Directory,
+    tmp_path: Path,
+) -> None:
+    # A connection kept alive for receiver.test was reused for attacker.test (the pool is
+    # keyed by the pinned address), skipping the check of attacker.test's certificate.
+    cert, key = _certificate(tmp_path, "receiver.test")
+    serving = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    serving.load_cert_chain(cert, key)
+    receiver = Receiver(keep_alive=True)
+    server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0, ssl=serving)
+    receiver.port = server.sockets[0].getsockname()[1]
+
+    async def resolver(host: str, port: int) -> list[str]:
+        if host == "attacker.test":  # after receiver.test's delivery is done
+            await asyncio.sleep(0.5)
+        return ["127.0.0.1"]
+
+    try:
+        genuine, _ = await register(
+            client,
+            owner,
+            url=f"https://receiver.test:{receiver.port}/a",
+            allow_private_network=True,
+        )
+        impostor, _ = await register(
+            client,
+            owner,
+            url=f"https://attacker.test:{receiver.port}/b",
+            allow_private_network=True,
+        )
+        await directory.create("rosa")
+        worker = WebhookWorker(
+            database, resolver=resolver, trust=ssl.create_default_context(cafile=str(cert))
+        )
+        assert await worker.run_once() == 2
+    finally:
+        server.close()
+    assert [r.path for r in receiver.requests] == ["/a"]
+    [refused] = await deliveries(client, owner, impostor["id"])
+    assert refused["status"] == "queued"
+    assert "certificate" in refused["last_error"].lower(), refused["last_error"]
+    [done] = await deliveries(client, owner, genuine["id"])
+    assert done["status"] == "delivered"
+
+
+async def test_the_tls_trust_store_is_loaded_once_per_worker_not_per_round(
+    client: httpx.AsyncClient,
+    database: Database,
+    owner: Account,
+    directory: Directory,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Loading the CAs takes tens of milliseconds of the event loop's time.
+    worker = WebhookWorker(database)
+    loaded: list[object] = []
+    load = ssl.SSLContext.load_verify_locations
+
+    def counted(context: ssl.SSLContext, *args: Any, **kwargs: Any) -> None:
+        loaded.append(args or kwargs)
+        load(context, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counted)
+    await register(client, owner, url=receiver.url(), allow_private_network=True)
+    await directory.create("rosa")
+    await directory.create("sam")
+    assert await worker.run_once() == 2
+    assert len(receiver.requests) == 2 and loaded == []
