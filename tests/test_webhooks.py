@@ -8,7 +8,9 @@ import asyncio
 import ipaddress
 import json
 import re
+import socket
 import ssl
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -28,7 +30,7 @@ from userdesk.actions.users import create_user
 from userdesk.actions.webhooks import create_webhook
 from userdesk.db import Database
 from userdesk.models import OutboxMessage
-from userdesk.security.addresses import refusal
+from userdesk.security.addresses import SystemResolver, refusal
 from userdesk.webhooks.worker import MAX_ATTEMPTS, WebhookWorker
 from userdesk.worker import OutboxWorker
 
@@ -1150,3 +1152,71 @@ async def test_the_tls_trust_store_is_loaded_once_per_worker_not_per_round(
     await directory.create("sam")
     assert await worker.run_once() == 2
     assert len(receiver.requests) == 2 and loaded == []
+
+
+async def test_name_lookups_that_hang_do_not_hold_up_password_hashing(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # getaddrinfo ran on the event loop's default thread pool, which argon2 uses too: lookups
+    # that hang (a timeout stops the waiting, not the thread) took every thread of it.
+    hanging = threading.Event()
+    looked_up: list[str] = []
+
+    def getaddrinfo(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
+        looked_up.append(host)
+        hanging.wait(30)
+        return []
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    system = Actor.system("test")
+    async with database.transaction() as session:
+        for n in range(40):  # more than any default pool has threads (at most 32)
+            await create_webhook(
+                session,
+                actor=system,
+                data=WebhookCreate(url=f"https://hook-{n}.example/", events=["user.created"]),
+            )
+        await create_user(
+            session,
+            actor=system,
+            data=UserCreate(name="Rosa", username="rosa", email="rosa@example.com"),
+        )
+    try:
+        worker = WebhookWorker(database, batch=40, request_timeout=0.5)
+        assert await worker.run_once() == 40
+        assert looked_up  # the lookups started, and their threads are stuck in them
+        checked = await asyncio.wait_for(
+            database.services.passwords.verify(None, "whatever"), timeout=10
+        )
+        assert checked is False and not hanging.is_set()
+    finally:
+        hanging.set()
+
+
+async def test_name_lookups_in_flight_are_capped_even_after_their_callers_gave_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hanging = threading.Event()
+
+    def getaddrinfo(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
+        hanging.wait(30)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.1", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    resolver = SystemResolver(threads=2, in_flight=2)
+    try:
+        for host in ("a.example", "b.example"):  # each hangs in a thread
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(resolver(host, 443), timeout=0.1)
+        with pytest.raises(OSError, match="2 name lookups are in flight already"):
+            await resolver("c.example", 443)
+    finally:
+        hanging.set()
+    for _ in range(100):  # both lookups end: room again
+        try:
+            assert await resolver("d.example", 443) == ["192.0.2.1"]
+            break
+        except OSError:
+            await asyncio.sleep(0.05)
+    else:
+        pytest.fail("the resolver never had room again")

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import idna
 
@@ -31,10 +33,39 @@ METADATA_ADDRESSES = frozenset(
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 
-async def system_resolver(host: str, port: int) -> list[str]:
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+class SystemResolver:
+    """The system's resolver (getaddrinfo), on a few threads of its own.
+
+    getaddrinfo blocks its thread until the lookup ends, and a caller's timeout stops the
+    waiting, not the thread. On the event loop's default pool, which password hashing also
+    uses, a name server that hangs would take every thread and stall sign-ins; here it can
+    take at most `threads`. Once `in_flight` lookups are running or queued, further ones
+    are refused at once (and the delivery retried later); a running lookup counts until its
+    thread is free, whether or not anyone still waits for it."""
+
+    def __init__(self, *, threads: int = 4, in_flight: int = 8) -> None:
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="userdesk-resolver")
+        self._in_flight = in_flight
+        self._running = 0  # submitted and not yet ended, whoever still waits for them
+        self._lock = threading.Lock()
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        with self._lock:
+            if self._running >= self._in_flight:
+                raise OSError(f"{self._in_flight} name lookups are in flight already")
+            self._running += 1
+        try:
+            lookup = self._executor.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+        except BaseException:
+            self._ended()
+            raise
+        lookup.add_done_callback(lambda _: self._ended())
+        infos = await asyncio.wrap_future(lookup)
+        return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+    def _ended(self) -> None:
+        with self._lock:
+            self._running -= 1
 
 
 def _kind(address: Address) -> str | None:

@@ -31,9 +31,9 @@ from userdesk.queue import backoff, claim_due, release
 from userdesk.security.addresses import (
     AddressRefused,
     Resolver,
+    SystemResolver,
     ascii_host,
     checked_address,
-    system_resolver,
 )
 from userdesk.security.sealing import SealingError
 
@@ -102,7 +102,7 @@ class WebhookWorker:
         database: Database,
         *,
         batch: int = 20,
-        resolver: Resolver = system_resolver,
+        resolver: Resolver | None = None,
         connect_timeout: float = CONNECT_TIMEOUT,
         request_timeout: float = REQUEST_TIMEOUT,
         trust: ssl.SSLContext | None = None,
@@ -112,7 +112,8 @@ class WebhookWorker:
         # Built once: loading the CAs costs tens of milliseconds of the event loop's time.
         self.trust = trust or httpx.create_ssl_context()
         self.batch = batch
-        self.resolver = resolver
+        # Owned by the worker, so its lookups never take threads the server's other work needs.
+        self.resolver = resolver or SystemResolver()
         self.timeout = httpx.Timeout(request_timeout, connect=connect_timeout)
         self.request_timeout = request_timeout
 
