@@ -22,12 +22,13 @@ import httpx
 import pytest
 from sqlalchemy import func, select, text
 
-from tests.conftest import Account, Directory, ShiftableClock
+from tests.conftest import Account, Directory, ShiftableClock, postgres_only
 from tests.test_console_http import ORIGIN, PASSWORD, sign_in
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import UserCreate, WebhookCreate
 from userdesk.actions.users import create_user
-from userdesk.actions.webhooks import create_webhook
+from userdesk.actions.webhook_events import queue_event
+from userdesk.actions.webhooks import create_webhook, delete_webhook
 from userdesk.db import Database
 from userdesk.models import OutboxMessage
 from userdesk.security.addresses import SystemResolver, refusal
@@ -1220,3 +1221,74 @@ async def test_name_lookups_in_flight_are_capped_even_after_their_callers_gave_u
             await asyncio.sleep(0.05)
     else:
         pytest.fail("the resolver never had room again")
+
+
+@postgres_only
+async def test_an_endpoint_deleted_while_a_change_queues_its_event_waits_and_takes_it_along(
+    database: Database, receiver: Receiver
+) -> None:
+    # The change read the active endpoints unlocked; the endpoint was deleted and committed
+    # before the change inserted its delivery, and the change failed on the foreign key.
+    system = Actor.system("test")
+    async with database.transaction() as session:
+        registered = await create_webhook(
+            session,
+            actor=system,
+            data=WebhookCreate(
+                url=receiver.url(), events=["user.created"], allow_private_network=True
+            ),
+        )
+        webhook_id = registered.endpoint.public_id
+
+    async def delete() -> None:
+        async with database.transaction() as session:
+            await delete_webhook(session, actor=system, webhook_id=webhook_id)
+
+    async with database.transaction() as change:
+        await queue_event(
+            change,
+            action="user.created",
+            actor=system,
+            target={"type": "user", "id": "u1", "name": "rosa"},
+            changes={},
+        )
+        deleting = asyncio.create_task(delete())
+        await asyncio.sleep(0.5)
+        assert not deleting.done()  # waits for the change that read the endpoint
+    await asyncio.wait_for(deleting, timeout=10)
+    assert await _webhook_rows(database) == 0
+    async with database.reader() as session:
+        assert await session.scalar(text("SELECT count(*) FROM webhook_deliveries")) == 0
+
+
+@postgres_only
+async def test_a_change_made_while_an_endpoint_is_being_deleted_waits_and_queues_nothing_for_it(
+    database: Database, receiver: Receiver
+) -> None:
+    system = Actor.system("test")
+    async with database.transaction() as session:
+        registered = await create_webhook(
+            session,
+            actor=system,
+            data=WebhookCreate(
+                url=receiver.url(), events=["user.created"], allow_private_network=True
+            ),
+        )
+
+    async def change() -> None:
+        async with database.transaction() as session:
+            await queue_event(
+                session,
+                action="user.created",
+                actor=system,
+                target={"type": "user", "id": "u1", "name": "rosa"},
+                changes={},
+            )
+
+    async with database.transaction() as deleting:
+        await delete_webhook(deleting, actor=system, webhook_id=registered.endpoint.public_id)
+        changing = asyncio.create_task(change())
+        await asyncio.sleep(0.5)
+        assert not changing.done()
+    await asyncio.wait_for(changing, timeout=10)  # no foreign key violation
+    assert await _webhook_rows(database) == 0
