@@ -477,6 +477,14 @@ async def test_a_name_is_resolved_once_checked_and_the_connection_pinned_to_that
         "fc00::1",
         "ff02::1",
         "::ffff:10.0.0.1",
+        "fec0::1",  # site-local
+        "2002:7f00:1::",  # 6to4 for 127.0.0.1
+        "2002:a00:1::1",  # 6to4 for 10.0.0.1
+        "2001:0:a00:1::1",  # Teredo with server 10.0.0.1
+        "2001:0:808:808::80ff:fffe",  # Teredo with client 127.0.0.1
+        "64:ff9b::7f00:1",  # NAT64 for 127.0.0.1
+        "64:ff9b:1::a00:1",  # local-use NAT64 for 10.0.0.1
+        "::10.0.0.1",  # IPv4-compatible
     ],
 )
 def test_non_public_addresses_are_refused_unless_allowed(address: str) -> None:
@@ -485,13 +493,32 @@ def test_non_public_addresses_are_refused_unless_allowed(address: str) -> None:
     assert refusal(ip, allow_private_network=True) is None
 
 
-@pytest.mark.parametrize("address", ["169.254.169.254", "fd00:ec2::254", "::ffff:169.254.169.254"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "169.254.169.254",
+        "fd00:ec2::254",
+        "::ffff:169.254.169.254",
+        "168.63.129.16",  # Azure WireServer
+        "192.0.0.192",  # Oracle Cloud
+        "169.254.170.23",  # EKS Pod Identity
+        "fd00:ec2::23",
+        "2002:a9fe:a9fe::",  # 6to4
+        "64:ff9b::a9fe:a9fe",  # NAT64
+        "64:ff9b:1::a9fe:a9fe",
+        "2001:0:a9fe:a9fe::1",  # Teredo server
+        "2001:0:808:808::5601:5601",  # Teredo client
+        "::169.254.169.254",  # IPv4-compatible
+    ],
+)
 def test_cloud_metadata_addresses_are_always_refused(address: str) -> None:
     reason = refusal(ipaddress.ip_address(address), allow_private_network=True)
     assert reason is not None and "metadata" in reason
 
 
-@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"])
+@pytest.mark.parametrize(
+    "address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "2002:808:808::1"]
+)
 def test_public_addresses_pass(address: str) -> None:
     assert refusal(ipaddress.ip_address(address), allow_private_network=False) is None
 

@@ -24,9 +24,20 @@ METADATA_ADDRESSES = frozenset(
     for a in (
         "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean...
         "169.254.170.2",  # AWS ECS task credentials
+        "169.254.170.23",  # AWS EKS Pod Identity
         "fd00:ec2::254",  # AWS over IPv6
+        "fd00:ec2::23",  # AWS EKS Pod Identity over IPv6
         "100.100.100.200",  # Alibaba Cloud
+        "168.63.129.16",  # Azure WireServer (a public address)
+        "192.0.0.192",  # Oracle Cloud
     )
+)
+
+# IPv6 prefixes whose last 32 bits are an IPv4 address a translator connects to: NAT64's
+# well-known prefix and its local-use one (RFC 6052, RFC 8215), and the deprecated
+# IPv4-compatible addresses (::a.b.c.d).
+_IPV4_IN_LAST_32_BITS = tuple(
+    ipaddress.IPv6Network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "::/96")
 )
 
 # host, port -> the addresses the name resolves to
@@ -68,16 +79,28 @@ class SystemResolver:
             self._running -= 1
 
 
-def _kind(address: Address) -> str | None:
-    """What makes an address private, or None for a public one."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return _kind(address.ipv4_mapped)
+def _embedded(address: Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries and that a relay or translator on the way
+    would connect to: IPv4-mapped, 6to4, both ends of Teredo, NAT64, IPv4-compatible."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    embedded = [a for a in (address.ipv4_mapped, address.sixtofour) if a is not None]
+    if address.teredo is not None:
+        embedded.extend(address.teredo)
+    if any(address in network for network in _IPV4_IN_LAST_32_BITS):
+        embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return embedded
+
+
+def _own_kind(address: Address) -> str | None:
     for kind, matches in (
         ("unspecified", address.is_unspecified),
         ("loopback", address.is_loopback),
         ("link-local", address.is_link_local),
         ("multicast", address.is_multicast),
         ("private", address.is_private),
+        # Site-local (fec0::/10) was deprecated, not reused: networks still route it privately.
+        ("private", isinstance(address, ipaddress.IPv6Address) and address.is_site_local),
         ("reserved", address.is_reserved),
     ):
         if matches:
@@ -85,11 +108,22 @@ def _kind(address: Address) -> str | None:
     return None if address.is_global else "non-public"
 
 
+def _kind(address: Address) -> str | None:
+    """What makes an address private, or None for a public one. An IPv6 address that
+    carries an IPv4 address is as private as the one it carries (2002:7f00:1:: is 6to4 for
+    127.0.0.1); an IPv4-mapped one is nothing but the address it maps."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return _own_kind(address.ipv4_mapped)
+    own = _own_kind(address)
+    if own is not None:
+        return own
+    return next(filter(None, map(_own_kind, _embedded(address))), None)
+
+
 def refusal(address: Address, *, allow_private_network: bool) -> str | None:
     """Why a request to `address` is refused ("a loopback address; ..."), or None when it
     may be sent."""
-    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
-    if address in METADATA_ADDRESSES or mapped in METADATA_ADDRESSES:
+    if address in METADATA_ADDRESSES or any(a in METADATA_ADDRESSES for a in _embedded(address)):
         return "a cloud metadata address"
     kind = _kind(address)
     if kind is None or allow_private_network:
