@@ -372,6 +372,13 @@ async def test_redirects_are_not_followed(
         "http://[::1]/hook",
         "http://[::ffff:127.0.0.1]/hook",
         "http://0.0.0.0/",
+        # Numeric forms the system's resolver reads as addresses (inet_aton's rules).
+        "http://2130706433/hook",
+        "http://0x7f.1/hook",
+        "http://017700000001/hook",
+        "http://127.1/hook",
+        "http://0/hook",
+        "http://[2002:7f00:1::]/hook",
     ],
 )
 async def test_private_addresses_are_refused_at_registration_unless_allowed(
@@ -562,6 +569,26 @@ async def test_webhooks_need_the_webhooks_manage_permission(
         ),
         ({"url": "https:///nohost", "events": ["user.created"]}, "url", "url_host"),
         ({"url": "https://hooks.example:99999/", "events": ["user.created"]}, "url", "url_format"),
+        ({"url": "http://hooks.example:0/", "events": ["user.created"]}, "url", "url_port"),
+        (
+            {"url": "https://hooks.example/", "events": ["user.created"], "active": "yes"},
+            "active",
+            "bool_type",
+        ),
+        (
+            {
+                "url": "https://hooks.example/",
+                "events": ["user.created"],
+                "allow_private_network": "yes",
+            },
+            "allow_private_network",
+            "bool_type",
+        ),
+        (
+            {"url": "https://hooks.example/", "events": ["user.created"], "active": 1},
+            "active",
+            "bool_type",
+        ),
         ({"url": "not a url", "events": ["user.created"]}, "url", "url_scheme"),
         ({"url": "https://hooks.example/", "events": []}, "events", "too_short"),
         ({"url": "https://hooks.example/", "events": ["user.exploded"]}, "events", "unknown_event"),
@@ -594,6 +621,9 @@ async def test_updates_are_validated_and_audited_and_unknown_ids_are_404(
         ({"url": None}, "url", "null_not_allowed"),
         ({"secret": "a long enough secret", "rotate_secret": True}, "rotate_secret", "conflicting"),
         ({"url": "http://10.0.0.1/"}, "url", "address_refused"),
+        ({"url": "http://0x0a.1/"}, "url", "address_refused"),
+        ({"allow_private_network": "true"}, "allow_private_network", "bool_type"),
+        ({"rotate_secret": "yes"}, "rotate_secret", "bool_type"),
     ]:
         assert problem_of(await client.patch(path, json=body, headers=owner.headers)) == (
             422,

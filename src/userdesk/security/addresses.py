@@ -154,6 +154,17 @@ def ascii_host(host: str) -> str:
         raise ValueError(str(exc) or "not a valid internationalised name") from None
 
 
+def numeric_ipv4(host: str) -> ipaddress.IPv4Address | None:
+    """The IPv4 address a host names in one of the older numeric forms that inet_aton, and
+    so the system's resolver, accepts (2130706433, 0x7f.1, 017700000001, 127.1), or None."""
+    if not host.isascii():
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except (OSError, ValueError):
+        return None
+
+
 class AddressRefused(Exception):
     """The receiver's host resolves to an address the rule refuses, or to none."""
 

@@ -225,7 +225,7 @@ class WebhookWorker:
 
     async def _send(self, endpoint: WebhookEndpoint, body: str, headers: dict[str, str]) -> Outcome:
         parts = urlsplit(endpoint.url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port if parts.port is not None else (443 if parts.scheme == "https" else 80)
         started = time.monotonic()
 
         def took() -> int:
