@@ -31,6 +31,7 @@ from userdesk.actions.webhook_events import queue_event
 from userdesk.actions.webhooks import create_webhook, delete_webhook
 from userdesk.db import Database
 from userdesk.models import OutboxMessage
+from userdesk.queue import LEASE, claim_due, release
 from userdesk.security.addresses import SystemResolver, refusal
 from userdesk.webhooks.worker import MAX_ATTEMPTS, WebhookWorker
 from userdesk.worker import OutboxWorker
@@ -1349,3 +1350,76 @@ async def test_a_change_made_while_an_endpoint_is_being_deleted_waits_and_queues
         assert not changing.done()
     await asyncio.wait_for(changing, timeout=10)  # no foreign key violation
     assert await _webhook_rows(database) == 0
+
+
+async def test_a_redelivered_delivery_shows_nothing_of_the_earlier_attempts(
+    client: httpx.AsyncClient,
+    database: Database,
+    owner: Account,
+    directory: Directory,
+    receiver: Receiver,
+) -> None:
+    webhook, _ = await register(client, owner, url=receiver.url(), allow_private_network=True)
+    receiver.script = [Answer(200, b"first"), Answer(500, b"second")]
+    await directory.create("rosa")
+    worker = WebhookWorker(database)
+    assert await worker.run_once() == 1
+    [delivered] = await deliveries(client, owner, webhook["id"])
+    assert delivered["delivered_at"] is not None
+    path = f"/api/v1/webhooks/{webhook['id']}/deliveries/{delivered['id']}/redeliver"
+    assert (await client.post(path, headers=owner.headers)).status_code == 202
+    [queued] = await deliveries(client, owner, webhook["id"])
+    assert (queued["status"], queued["delivered_at"], queued["last_error"]) == (
+        "queued",
+        None,
+        None,
+    )
+    assert await worker.run_once() == 1  # fails this time: not shown as delivered before
+    [failed] = await deliveries(client, owner, webhook["id"])
+    assert (failed["status"], failed["delivered_at"]) == ("queued", None)
+    assert failed["last_error"] == "the receiver answered 500"
+
+
+async def test_a_worker_that_stalled_past_its_lease_cannot_overwrite_a_newer_outcome(
+    client: httpx.AsyncClient,
+    database: Database,
+    owner: Account,
+    directory: Directory,
+    receiver: Receiver,
+    clock: ShiftableClock,
+) -> None:
+    webhook, _ = await register(client, owner, url=receiver.url(), allow_private_network=True)
+    await directory.create("rosa")
+    async with database.transaction() as session:
+        [row] = await claim_due(session, kind_prefix="webhook.", batch=1, now=clock.now())
+        stalled_claim, row_id = row.claimed_until, row.id
+    clock.advance(LEASE + timedelta(minutes=1))
+    assert await WebhookWorker(database).run_once() == 1  # another worker delivers it
+    async with database.transaction() as session:  # the stalled worker wakes up
+        released = await release(
+            session, row_id, claim=stalled_claim, status="queued", last_error="timed out"
+        )
+    assert released is False
+    [done] = await deliveries(client, owner, webhook["id"])
+    assert (done["status"], done["last_error"]) == ("delivered", None)
+
+
+async def test_an_outbox_row_without_its_delivery_fails_and_is_not_left_claimed(
+    database: Database, clock: ShiftableClock
+) -> None:
+    async with database.transaction() as session:
+        orphan = OutboxMessage(
+            kind="webhook.delivery",
+            payload={},
+            status="queued",
+            attempts=0,
+            created_at=clock.now(),
+            next_attempt_at=clock.now(),
+        )
+        session.add(orphan)
+    assert await WebhookWorker(database).run_once() == 0
+    async with database.reader() as session:
+        row = await session.get(OutboxMessage, orphan.id)
+        assert row is not None
+        assert (row.status, row.claimed_until) == ("failed", None)
+        assert row.last_error == "no delivery belongs to this outbox row"

@@ -216,6 +216,9 @@ async def redeliver(
     row.attempts = 0
     row.next_attempt_at = services_of(session).clock.now()
     row.claimed_until = None
+    # What the log shows of the earlier attempts would read as this delivery's.
+    row.sent_at = None
+    row.last_error = None
     await record(
         session,
         actor=actor,

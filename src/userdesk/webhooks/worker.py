@@ -134,8 +134,10 @@ class WebhookWorker:
                 if row.id not in by_row:  # no log row: nothing to send, and no way to show it
                     row.status = Status.FAILED
                     row.last_error = "no delivery belongs to this outbox row"
+                    row.claimed_until = None
                     continue
                 claimed.append(Claimed(row, *by_row[row.id]))
+            await session.flush()  # before the rows leave the session, or these changes go too
             session.expunge_all()
         return claimed
 
@@ -205,20 +207,29 @@ class WebhookWorker:
             "duration_ms": outcome.duration_ms,
         }
         try:
-            await self._record(row.id, delivery.id, values, answer)
+            await self._record(row, delivery.id, values, answer)
         except Exception as exc:
             # The attempt happened: it must count, or the row is sent again at every lease's
             # end, forever. Record it without the receiver's answer, which may be what failed.
             log.exception("webhook delivery %s: cannot record the answer", delivery.id)
             unrecorded = f"the receiver's answer could not be recorded: {type(exc).__name__}"
             values["last_error"] = "; ".join(filter(None, [values["last_error"], unrecorded]))
-            await self._record(row.id, delivery.id, values, {**answer, "response_body": None})
+            await self._record(row, delivery.id, values, {**answer, "response_body": None})
 
     async def _record(
-        self, row_id: int, delivery_id: int, values: dict[str, Any], answer: dict[str, Any]
+        self,
+        row: OutboxMessage,
+        delivery_id: int,
+        values: dict[str, Any],
+        answer: dict[str, Any],
     ) -> None:
         async with self.database.transaction() as session:
-            await release(session, row_id, **values)
+            if not await release(session, row.id, claim=row.claimed_until, **values):
+                log.warning(
+                    "webhook delivery %s was claimed again meanwhile; this outcome is dropped",
+                    delivery_id,
+                )
+                return
             await session.execute(
                 update(WebhookDelivery).where(WebhookDelivery.id == delivery_id).values(**answer)
             )
