@@ -1423,3 +1423,45 @@ async def test_an_outbox_row_without_its_delivery_fails_and_is_not_left_claimed(
         assert row is not None
         assert (row.status, row.claimed_until) == ("failed", None)
         assert row.last_error == "no delivery belongs to this outbox row"
+
+
+async def test_a_slow_receiver_does_not_hold_up_email(
+    client: httpx.AsyncClient,
+    database: Database,
+    owner: Account,
+    directory: Directory,
+    receiver: Receiver,
+) -> None:
+    # Mail and webhooks took turns in one loop: an email queued while a receiver was slow
+    # waited for its answer.
+    webhook, _ = await register(client, owner, url=receiver.url(), allow_private_network=True)
+    receiver.script = [Answer(delay=4.0)]
+    user = await directory.create("rosa")
+    stop = asyncio.Event()
+    working = asyncio.create_task(OutboxWorker(database).run_until(stop, idle_seconds=0.05))
+    try:
+        for _ in range(100):
+            if receiver.requests:
+                break
+            await asyncio.sleep(0.05)
+        assert receiver.requests  # the receiver has the event and takes its time to answer
+        reset = await client.post(
+            f"/api/v1/users/{user['id']}/password/reset",
+            json={"mode": "random"},
+            headers=owner.headers,
+        )
+        assert reset.status_code == 200, reset.text
+        emailed = None
+        for _ in range(60):
+            async with database.reader() as session:
+                emailed = await session.scalar(
+                    select(OutboxMessage.status).where(OutboxMessage.kind.startswith("email."))
+                )
+            if emailed != "queued":
+                break
+            await asyncio.sleep(0.05)
+        [in_flight] = await deliveries(client, owner, webhook["id"])
+        assert (emailed, in_flight["status"]) == ("captured", "queued")
+    finally:
+        stop.set()
+        await working
