@@ -33,6 +33,7 @@ from userdesk.db import Database
 from userdesk.models import OutboxMessage
 from userdesk.queue import LEASE, claim_due, release
 from userdesk.security.addresses import SystemResolver, refusal
+from userdesk.webhooks import worker as webhook_worker
 from userdesk.webhooks.worker import MAX_ATTEMPTS, WebhookWorker
 from userdesk.worker import OutboxWorker
 
@@ -1465,3 +1466,55 @@ async def test_a_slow_receiver_does_not_hold_up_email(
     finally:
         stop.set()
         await working
+
+
+@postgres_only
+async def test_an_answer_the_database_refuses_is_dropped_and_the_attempt_still_counts(
+    client: httpx.AsyncClient,
+    database: Database,
+    owner: Account,
+    directory: Directory,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Whatever makes the answer unstorable (here a NUL, let through on purpose), the attempt
+    # is recorded without it rather than left claimed and sent again.
+    monkeypatch.setattr(webhook_worker, "_storable", lambda text: text)
+    webhook, _ = await register(client, owner, url=receiver.url(), allow_private_network=True)
+    receiver.script = [Answer(200, b"OK\x00")]
+    await directory.create("rosa")
+    assert await WebhookWorker(database).run_once() == 1
+    [done] = await deliveries(client, owner, webhook["id"])
+    assert (done["status"], done["attempts"], done["response_body"]) == ("delivered", 1, None)
+    assert done["last_error"] == "the receiver's answer could not be recorded: DataError"
+
+
+async def test_a_delivery_that_cannot_be_recorded_does_not_abandon_the_rest_of_the_batch(
+    client: httpx.AsyncClient,
+    database: Database,
+    owner: Account,
+    directory: Directory,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broken, _ = await register(
+        client, owner, url=receiver.url("/broken"), allow_private_network=True
+    )
+    fine, _ = await register(client, owner, url=receiver.url("/fine"), allow_private_network=True)
+    await directory.create("rosa")
+    [unrecordable] = await deliveries(client, owner, broken["id"])
+    record = WebhookWorker._record
+
+    async def failing(worker: WebhookWorker, row: Any, delivery_id: int, *args: Any) -> None:
+        if delivery_id == unrecordable["id"]:
+            await asyncio.sleep(0)  # the other delivery is under way too
+            raise ConnectionError("the database went away")
+        await record(worker, row, delivery_id, *args)
+
+    monkeypatch.setattr(WebhookWorker, "_record", failing)
+    assert await WebhookWorker(database).run_once() == 2
+    assert sorted(r.path for r in receiver.requests) == ["/broken", "/fine"]
+    [done] = await deliveries(client, owner, fine["id"])
+    assert done["status"] == "delivered"
+    [left] = await deliveries(client, owner, broken["id"])
+    assert left["status"] == "queued"  # claimed: retried when the lease runs out
