@@ -110,7 +110,8 @@ class WebhookWorker:
         """`trust` verifies receivers' TLS certificates (default: httpx's, the certifi CAs)."""
         self.database = database
         # Built once: loading the CAs costs tens of milliseconds of the event loop's time.
-        self.trust = trust or httpx.create_ssl_context()
+        # What verify=True with trust_env=False gave each client (SSL_CERT_FILE is ignored).
+        self.trust = trust or httpx.create_ssl_context(trust_env=False)
         self.batch = batch
         # Owned by the worker, so its lookups never take threads the server's other work needs.
         self.resolver = resolver or SystemResolver()
