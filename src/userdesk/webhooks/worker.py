@@ -4,8 +4,10 @@ Rows are claimed and released through userdesk.queue, as emails are. Each reques
 an address checked against the SSRF rule (security/addresses.py) and pinned: the URL's host
 is resolved once, every address checked, and the connection made to the checked address
 with the original Host header and TLS server name, so DNS cannot swap in another address
-between the check and the connection. Redirects are never followed; timeouts are short.
-A 2xx answer delivers the event; anything else is retried until MAX_ATTEMPTS, then failed.
+between the check and the connection; each attempt has a connection of its own, so TLS
+checks every host's certificate. Redirects are never followed; timeouts are short. A 2xx
+answer delivers the event; anything else, an unexpected error included, is retried until
+MAX_ATTEMPTS, then failed.
 """
 
 from __future__ import annotations
