@@ -8,7 +8,9 @@ import asyncio
 import ipaddress
 import json
 import re
+import socket
 import ssl
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,15 +22,18 @@ import httpx
 import pytest
 from sqlalchemy import func, select, text
 
-from tests.conftest import Account, Directory, ShiftableClock
+from tests.conftest import Account, Directory, ShiftableClock, postgres_only
 from tests.test_console_http import ORIGIN, PASSWORD, sign_in
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import UserCreate, WebhookCreate
 from userdesk.actions.users import create_user
-from userdesk.actions.webhooks import create_webhook
+from userdesk.actions.webhook_events import queue_event
+from userdesk.actions.webhooks import create_webhook, delete_webhook
 from userdesk.db import Database
 from userdesk.models import OutboxMessage
-from userdesk.security.addresses import refusal
+from userdesk.queue import LEASE, claim_due, release
+from userdesk.security.addresses import SystemResolver, refusal
+from userdesk.webhooks import worker as webhook_worker
 from userdesk.webhooks.worker import MAX_ATTEMPTS, WebhookWorker
 from userdesk.worker import OutboxWorker
 
@@ -71,29 +76,35 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     script: list[Answer] = field(default_factory=list)
     port: int = 0
+    # Keep each connection open for the next request, as most servers do.
+    keep_alive: bool = False
 
     def url(self, path: str = "/hook", host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}{path}"
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-            request_line, *lines = head.strip().split("\r\n")
-            method, path, _ = request_line.split(" ", 2)
-            headers = {k.lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines)}
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-            self.requests.append(Received(method, path, headers, body))
-            answer = self.script.pop(0) if self.script else Answer()
-            await asyncio.sleep(answer.delay)
-            extra = "".join(f"{k}: {v}\r\n" for k, v in answer.headers.items())
-            writer.write(
-                f"HTTP/1.1 {answer.status} Whatever\r\nContent-Length: {len(answer.body)}\r\n"
-                f"Connection: close\r\n{extra}\r\n".encode()
-                + answer.body
-            )
-            await writer.drain()
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+                request_line, *lines = head.strip().split("\r\n")
+                method, path, _ = request_line.split(" ", 2)
+                headers = {k.lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines)}
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                self.requests.append(Received(method, path, headers, body))
+                answer = self.script.pop(0) if self.script else Answer()
+                await asyncio.sleep(answer.delay)
+                extra = "".join(f"{k}: {v}\r\n" for k, v in answer.headers.items())
+                connection = "keep-alive" if self.keep_alive else "close"
+                writer.write(
+                    f"HTTP/1.1 {answer.status} Whatever\r\nContent-Length: {len(answer.body)}"
+                    f"\r\nConnection: {connection}\r\n{extra}\r\n".encode()
+                    + answer.body
+                )
+                await writer.drain()
+                if not self.keep_alive:
+                    break
         except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the worker gave up on a slow answer
+            pass  # the worker gave up on a slow answer, or closed a kept-alive connection
         finally:
             writer.close()
 
@@ -363,6 +374,13 @@ async def test_redirects_are_not_followed(
         "http://[::1]/hook",
         "http://[::ffff:127.0.0.1]/hook",
         "http://0.0.0.0/",
+        # Numeric forms the system's resolver reads as addresses (inet_aton's rules).
+        "http://2130706433/hook",
+        "http://0x7f.1/hook",
+        "http://017700000001/hook",
+        "http://127.1/hook",
+        "http://0/hook",
+        "http://[2002:7f00:1::]/hook",
     ],
 )
 async def test_private_addresses_are_refused_at_registration_unless_allowed(
@@ -468,6 +486,14 @@ async def test_a_name_is_resolved_once_checked_and_the_connection_pinned_to_that
         "fc00::1",
         "ff02::1",
         "::ffff:10.0.0.1",
+        "fec0::1",  # site-local
+        "2002:7f00:1::",  # 6to4 for 127.0.0.1
+        "2002:a00:1::1",  # 6to4 for 10.0.0.1
+        "2001:0:a00:1::1",  # Teredo with server 10.0.0.1
+        "2001:0:808:808::80ff:fffe",  # Teredo with client 127.0.0.1
+        "64:ff9b::7f00:1",  # NAT64 for 127.0.0.1
+        "64:ff9b:1::a00:1",  # local-use NAT64 for 10.0.0.1
+        "::10.0.0.1",  # IPv4-compatible
     ],
 )
 def test_non_public_addresses_are_refused_unless_allowed(address: str) -> None:
@@ -476,13 +502,32 @@ def test_non_public_addresses_are_refused_unless_allowed(address: str) -> None:
     assert refusal(ip, allow_private_network=True) is None
 
 
-@pytest.mark.parametrize("address", ["169.254.169.254", "fd00:ec2::254", "::ffff:169.254.169.254"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "169.254.169.254",
+        "fd00:ec2::254",
+        "::ffff:169.254.169.254",
+        "168.63.129.16",  # Azure WireServer
+        "192.0.0.192",  # Oracle Cloud
+        "169.254.170.23",  # EKS Pod Identity
+        "fd00:ec2::23",
+        "2002:a9fe:a9fe::",  # 6to4
+        "64:ff9b::a9fe:a9fe",  # NAT64
+        "64:ff9b:1::a9fe:a9fe",
+        "2001:0:a9fe:a9fe::1",  # Teredo server
+        "2001:0:808:808::5601:5601",  # Teredo client
+        "::169.254.169.254",  # IPv4-compatible
+    ],
+)
 def test_cloud_metadata_addresses_are_always_refused(address: str) -> None:
     reason = refusal(ipaddress.ip_address(address), allow_private_network=True)
     assert reason is not None and "metadata" in reason
 
 
-@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"])
+@pytest.mark.parametrize(
+    "address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "2002:808:808::1"]
+)
 def test_public_addresses_pass(address: str) -> None:
     assert refusal(ipaddress.ip_address(address), allow_private_network=False) is None
 
@@ -526,6 +571,26 @@ async def test_webhooks_need_the_webhooks_manage_permission(
         ),
         ({"url": "https:///nohost", "events": ["user.created"]}, "url", "url_host"),
         ({"url": "https://hooks.example:99999/", "events": ["user.created"]}, "url", "url_format"),
+        ({"url": "http://hooks.example:0/", "events": ["user.created"]}, "url", "url_port"),
+        (
+            {"url": "https://hooks.example/", "events": ["user.created"], "active": "yes"},
+            "active",
+            "bool_type",
+        ),
+        (
+            {
+                "url": "https://hooks.example/",
+                "events": ["user.created"],
+                "allow_private_network": "yes",
+            },
+            "allow_private_network",
+            "bool_type",
+        ),
+        (
+            {"url": "https://hooks.example/", "events": ["user.created"], "active": 1},
+            "active",
+            "bool_type",
+        ),
         ({"url": "not a url", "events": ["user.created"]}, "url", "url_scheme"),
         ({"url": "https://hooks.example/", "events": []}, "events", "too_short"),
         ({"url": "https://hooks.example/", "events": ["user.exploded"]}, "events", "unknown_event"),
@@ -558,6 +623,9 @@ async def test_updates_are_validated_and_audited_and_unknown_ids_are_404(
         ({"url": None}, "url", "null_not_allowed"),
         ({"secret": "a long enough secret", "rotate_secret": True}, "rotate_secret", "conflicting"),
         ({"url": "http://10.0.0.1/"}, "url", "address_refused"),
+        ({"url": "http://0x0a.1/"}, "url", "address_refused"),
+        ({"allow_private_network": "true"}, "allow_private_network", "bool_type"),
+        ({"rotate_secret": "yes"}, "rotate_secret", "bool_type"),
     ]:
         assert problem_of(await client.patch(path, json=body, headers=owner.headers)) == (
             422,
@@ -978,3 +1046,475 @@ async def test_a_name_that_takes_too_long_to_resolve_times_out(
     assert time.monotonic() - started < 4
     [slow] = await deliveries(client, owner, webhook["id"])
     assert slow["status"] == "queued" and slow["last_error"].startswith("timed out")
+
+
+async def test_an_answer_holding_a_nul_byte_is_kept_and_the_event_sent_once(
+    client: httpx.AsyncClient,
+    database: Database,
+    owner: Account,
+    directory: Directory,
+    receiver: Receiver,
+    clock: ShiftableClock,
+) -> None:
+    # PostgreSQL refuses NUL in text: storing the answer as received failed the whole
+    # recording, and the event was sent again at every lease's end.
+    webhook, _ = await register(client, owner, url=receiver.url(), allow_private_network=True)
+    receiver.script = [Answer(200, b"OK\x00")]
+    await directory.create("rosa")
+    worker = WebhookWorker(database)
+    assert await worker.run_once() == 1
+    for _ in range(2):
+        clock.advance(timedelta(minutes=6))
+        assert await worker.run_once() == 0
+    assert len(receiver.requests) == 1
+    [done] = await deliveries(client, owner, webhook["id"])
+    assert (done["status"], done["attempts"]) == ("delivered", 1)
+    assert done["response_body"] == "OK\ufffd"
+
+
+async def test_an_unexpected_error_fails_one_attempt_and_the_rest_of_the_batch_is_delivered(
+    client: httpx.AsyncClient,
+    database: Database,
+    owner: Account,
+    directory: Directory,
+    receiver: Receiver,
+) -> None:
+    async def resolver(host: str, port: int) -> list[str]:
+        if host == "broken.example":
+            raise RuntimeError("the resolver has a bug")
+        return ["127.0.0.1"]
+
+    broken, _ = await register(client, owner, url="https://broken.example/hook")
+    fine, _ = await register(
+        client, owner, url=receiver.url(host="fine.example"), allow_private_network=True
+    )
+    await directory.create("rosa")
+    assert await WebhookWorker(database, resolver=resolver).run_once() == 2
+    [failed] = await deliveries(client, owner, broken["id"])
+    assert (failed["status"], failed["attempts"]) == ("queued", 1)
+    assert failed["last_error"] == "RuntimeError: the resolver has a bug"
+    [done] = await deliveries(client, owner, fine["id"])
+    assert done["status"] == "delivered" and len(receiver.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("typed", "ascii_name"),
+    [("bücher.test", "xn--bcher-kva.test"), ("\uff42\uff55\uff43\uff48.test", "buch.test")],
+)
+async def test_an_internationalised_host_is_sent_in_its_idna_form(
+    client: httpx.AsyncClient,
+    database: Database,
+    owner: Account,
+    directory: Directory,
+    receiver: Receiver,
+    typed: str,
+    ascii_name: str,
+) -> None:
+    looked_up: list[str] = []
+
+    async def resolver(host: str, port: int) -> list[str]:
+        looked_up.append(host)
+        return ["127.0.0.1"]
+
+    webhook, _ = await register(
+        client, owner, url=receiver.url(host=typed), allow_private_network=True
+    )
+    await directory.create("rosa")
+    assert await WebhookWorker(database, resolver=resolver).run_once() == 1
+    assert looked_up == [ascii_name]
+    [request] = receiver.requests
+    assert request.headers["host"] == f"{ascii_name}:{receiver.port}"
+    [done] = await deliveries(client, owner, webhook["id"])
+    assert done["status"] == "delivered"
+
+
+@pytest.mark.parametrize("host", ["\u2603.test", "\u0627a.test", "b\u00fccher..test"])
+async def test_a_host_without_an_idna_form_is_refused_at_registration(
+    client: httpx.AsyncClient, owner: Account, host: str
+) -> None:
+    response = await client.post(
+        "/api/v1/webhooks",
+        json={"url": f"https://{host}/hook", "events": ["user.created"]},
+        headers=owner.headers,
+    )
+    assert problem_of(response) == (422, "url", "url_host_idna")
+
+
+async def test_over_https_a_second_host_on_the_same_address_gets_its_own_certificate_check(
+    client: httpx.AsyncClient,
+    database: Database,
+    owner: Account,
+    directory: Directory,
+    tmp_path: Path,
+) -> None:
+    # A connection kept alive for receiver.test was reused for attacker.test (the pool is
+    # keyed by the pinned address), skipping the check of attacker.test's certificate.
+    cert, key = _certificate(tmp_path, "receiver.test")
+    serving = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    serving.load_cert_chain(cert, key)
+    receiver = Receiver(keep_alive=True)
+    server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0, ssl=serving)
+    receiver.port = server.sockets[0].getsockname()[1]
+
+    async def resolver(host: str, port: int) -> list[str]:
+        if host == "attacker.test":  # after receiver.test's delivery is done
+            await asyncio.sleep(0.5)
+        return ["127.0.0.1"]
+
+    try:
+        genuine, _ = await register(
+            client,
+            owner,
+            url=f"https://receiver.test:{receiver.port}/a",
+            allow_private_network=True,
+        )
+        impostor, _ = await register(
+            client,
+            owner,
+            url=f"https://attacker.test:{receiver.port}/b",
+            allow_private_network=True,
+        )
+        await directory.create("rosa")
+        worker = WebhookWorker(
+            database, resolver=resolver, trust=ssl.create_default_context(cafile=str(cert))
+        )
+        assert await worker.run_once() == 2
+    finally:
+        server.close()
+    assert [r.path for r in receiver.requests] == ["/a"]
+    [refused] = await deliveries(client, owner, impostor["id"])
+    assert refused["status"] == "queued"
+    assert "certificate" in refused["last_error"].lower(), refused["last_error"]
+    [done] = await deliveries(client, owner, genuine["id"])
+    assert done["status"] == "delivered"
+
+
+async def test_the_tls_trust_store_is_loaded_once_per_worker_not_per_round(
+    client: httpx.AsyncClient,
+    database: Database,
+    owner: Account,
+    directory: Directory,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Loading the CAs takes tens of milliseconds of the event loop's time.
+    worker = WebhookWorker(database)
+    loaded: list[object] = []
+    load = ssl.SSLContext.load_verify_locations
+
+    def counted(context: ssl.SSLContext, *args: Any, **kwargs: Any) -> None:
+        loaded.append(args or kwargs)
+        load(context, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counted)
+    await register(client, owner, url=receiver.url(), allow_private_network=True)
+    await directory.create("rosa")
+    await directory.create("sam")
+    assert await worker.run_once() == 2
+    assert len(receiver.requests) == 2 and loaded == []
+
+
+async def test_name_lookups_that_hang_do_not_hold_up_password_hashing(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # getaddrinfo ran on the event loop's default thread pool, which argon2 uses too: lookups
+    # that hang (a timeout stops the waiting, not the thread) took every thread of it.
+    hanging = threading.Event()
+    looked_up: list[str] = []
+
+    def getaddrinfo(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
+        looked_up.append(host)
+        hanging.wait(30)
+        return []
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    system = Actor.system("test")
+    async with database.transaction() as session:
+        for n in range(40):  # more than any default pool has threads (at most 32)
+            await create_webhook(
+                session,
+                actor=system,
+                data=WebhookCreate(url=f"https://hook-{n}.example/", events=["user.created"]),
+            )
+        await create_user(
+            session,
+            actor=system,
+            data=UserCreate(name="Rosa", username="rosa", email="rosa@example.com"),
+        )
+    try:
+        worker = WebhookWorker(database, batch=40, request_timeout=0.5)
+        assert await worker.run_once() == 40
+        assert looked_up  # the lookups started, and their threads are stuck in them
+        checked = await asyncio.wait_for(
+            database.services.passwords.verify(None, "whatever"), timeout=10
+        )
+        assert checked is False and not hanging.is_set()
+    finally:
+        hanging.set()
+
+
+async def test_name_lookups_in_flight_are_capped_even_after_their_callers_gave_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hanging = threading.Event()
+
+    def getaddrinfo(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
+        hanging.wait(30)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.1", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    resolver = SystemResolver(threads=2, in_flight=2)
+    try:
+        for host in ("a.example", "b.example"):  # each hangs in a thread
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(resolver(host, 443), timeout=0.1)
+        with pytest.raises(OSError, match="2 name lookups are in flight already"):
+            await resolver("c.example", 443)
+    finally:
+        hanging.set()
+    for _ in range(100):  # both lookups end: room again
+        try:
+            assert await resolver("d.example", 443) == ["192.0.2.1"]
+            break
+        except OSError:
+            await asyncio.sleep(0.05)
+    else:
+        pytest.fail("the resolver never had room again")
+
+
+@postgres_only
+async def test_an_endpoint_deleted_while_a_change_queues_its_event_waits_and_takes_it_along(
+    database: Database, receiver: Receiver
+) -> None:
+    # The change read the active endpoints unlocked; the endpoint was deleted and committed
+    # before the change inserted its delivery, and the change failed on the foreign key.
+    system = Actor.system("test")
+    async with database.transaction() as session:
+        registered = await create_webhook(
+            session,
+            actor=system,
+            data=WebhookCreate(
+                url=receiver.url(), events=["user.created"], allow_private_network=True
+            ),
+        )
+        webhook_id = registered.endpoint.public_id
+
+    async def delete() -> None:
+        async with database.transaction() as session:
+            await delete_webhook(session, actor=system, webhook_id=webhook_id)
+
+    async with database.transaction() as change:
+        await queue_event(
+            change,
+            action="user.created",
+            actor=system,
+            target={"type": "user", "id": "u1", "name": "rosa"},
+            changes={},
+        )
+        deleting = asyncio.create_task(delete())
+        await asyncio.sleep(0.5)
+        assert not deleting.done()  # waits for the change that read the endpoint
+    await asyncio.wait_for(deleting, timeout=10)
+    assert await _webhook_rows(database) == 0
+    async with database.reader() as session:
+        assert await session.scalar(text("SELECT count(*) FROM webhook_deliveries")) == 0
+
+
+@postgres_only
+async def test_a_change_made_while_an_endpoint_is_being_deleted_waits_and_queues_nothing_for_it(
+    database: Database, receiver: Receiver
+) -> None:
+    system = Actor.system("test")
+    async with database.transaction() as session:
+        registered = await create_webhook(
+            session,
+            actor=system,
+            data=WebhookCreate(
+                url=receiver.url(), events=["user.created"], allow_private_network=True
+            ),
+        )
+
+    async def change() -> None:
+        async with database.transaction() as session:
+            await queue_event(
+                session,
+                action="user.created",
+                actor=system,
+                target={"type": "user", "id": "u1", "name": "rosa"},
+                changes={},
+            )
+
+    async with database.transaction() as deleting:
+        await delete_webhook(deleting, actor=system, webhook_id=registered.endpoint.public_id)
+        changing = asyncio.create_task(change())
+        await asyncio.sleep(0.5)
+        assert not changing.done()
+    await asyncio.wait_for(changing, timeout=10)  # no foreign key violation
+    assert await _webhook_rows(database) == 0
+
+
+async def test_a_redelivered_delivery_shows_nothing_of_the_earlier_attempts(
+    client: httpx.AsyncClient,
+    database: Database,
+    owner: Account,
+    directory: Directory,
+    receiver: Receiver,
+) -> None:
+    webhook, _ = await register(client, owner, url=receiver.url(), allow_private_network=True)
+    receiver.script = [Answer(200, b"first"), Answer(500, b"second")]
+    await directory.create("rosa")
+    worker = WebhookWorker(database)
+    assert await worker.run_once() == 1
+    [delivered] = await deliveries(client, owner, webhook["id"])
+    assert delivered["delivered_at"] is not None
+    path = f"/api/v1/webhooks/{webhook['id']}/deliveries/{delivered['id']}/redeliver"
+    assert (await client.post(path, headers=owner.headers)).status_code == 202
+    [queued] = await deliveries(client, owner, webhook["id"])
+    assert (queued["status"], queued["delivered_at"], queued["last_error"]) == (
+        "queued",
+        None,
+        None,
+    )
+    assert await worker.run_once() == 1  # fails this time: not shown as delivered before
+    [failed] = await deliveries(client, owner, webhook["id"])
+    assert (failed["status"], failed["delivered_at"]) == ("queued", None)
+    assert failed["last_error"] == "the receiver answered 500"
+
+
+async def test_a_worker_that_stalled_past_its_lease_cannot_overwrite_a_newer_outcome(
+    client: httpx.AsyncClient,
+    database: Database,
+    owner: Account,
+    directory: Directory,
+    receiver: Receiver,
+    clock: ShiftableClock,
+) -> None:
+    webhook, _ = await register(client, owner, url=receiver.url(), allow_private_network=True)
+    await directory.create("rosa")
+    async with database.transaction() as session:
+        [row] = await claim_due(session, kind_prefix="webhook.", batch=1, now=clock.now())
+        stalled_claim, row_id = row.claimed_until, row.id
+    clock.advance(LEASE + timedelta(minutes=1))
+    assert await WebhookWorker(database).run_once() == 1  # another worker delivers it
+    async with database.transaction() as session:  # the stalled worker wakes up
+        released = await release(
+            session, row_id, claim=stalled_claim, status="queued", last_error="timed out"
+        )
+    assert released is False
+    [done] = await deliveries(client, owner, webhook["id"])
+    assert (done["status"], done["last_error"]) == ("delivered", None)
+
+
+async def test_an_outbox_row_without_its_delivery_fails_and_is_not_left_claimed(
+    database: Database, clock: ShiftableClock
+) -> None:
+    async with database.transaction() as session:
+        orphan = OutboxMessage(
+            kind="webhook.delivery",
+            payload={},
+            status="queued",
+            attempts=0,
+            created_at=clock.now(),
+            next_attempt_at=clock.now(),
+        )
+        session.add(orphan)
+    assert await WebhookWorker(database).run_once() == 0
+    async with database.reader() as session:
+        row = await session.get(OutboxMessage, orphan.id)
+        assert row is not None
+        assert (row.status, row.claimed_until) == ("failed", None)
+        assert row.last_error == "no delivery belongs to this outbox row"
+
+
+async def test_a_slow_receiver_does_not_hold_up_email(
+    client: httpx.AsyncClient,
+    database: Database,
+    owner: Account,
+    directory: Directory,
+    receiver: Receiver,
+) -> None:
+    # Mail and webhooks took turns in one loop: an email queued while a receiver was slow
+    # waited for its answer.
+    webhook, _ = await register(client, owner, url=receiver.url(), allow_private_network=True)
+    receiver.script = [Answer(delay=4.0)]
+    user = await directory.create("rosa")
+    stop = asyncio.Event()
+    working = asyncio.create_task(OutboxWorker(database).run_until(stop, idle_seconds=0.05))
+    try:
+        for _ in range(100):
+            if receiver.requests:
+                break
+            await asyncio.sleep(0.05)
+        assert receiver.requests  # the receiver has the event and takes its time to answer
+        reset = await client.post(
+            f"/api/v1/users/{user['id']}/password/reset",
+            json={"mode": "random"},
+            headers=owner.headers,
+        )
+        assert reset.status_code == 200, reset.text
+        emailed = None
+        for _ in range(60):
+            async with database.reader() as session:
+                emailed = await session.scalar(
+                    select(OutboxMessage.status).where(OutboxMessage.kind.startswith("email."))
+                )
+            if emailed != "queued":
+                break
+            await asyncio.sleep(0.05)
+        [in_flight] = await deliveries(client, owner, webhook["id"])
+        assert (emailed, in_flight["status"]) == ("captured", "queued")
+    finally:
+        stop.set()
+        await working
+
+
+@postgres_only
+async def test_an_answer_the_database_refuses_is_dropped_and_the_attempt_still_counts(
+    client: httpx.AsyncClient,
+    database: Database,
+    owner: Account,
+    directory: Directory,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Whatever makes the answer unstorable (here a NUL, let through on purpose), the attempt
+    # is recorded without it rather than left claimed and sent again.
+    monkeypatch.setattr(webhook_worker, "_storable", lambda text: text)
+    webhook, _ = await register(client, owner, url=receiver.url(), allow_private_network=True)
+    receiver.script = [Answer(200, b"OK\x00")]
+    await directory.create("rosa")
+    assert await WebhookWorker(database).run_once() == 1
+    [done] = await deliveries(client, owner, webhook["id"])
+    assert (done["status"], done["attempts"], done["response_body"]) == ("delivered", 1, None)
+    assert done["last_error"] == "the receiver's answer could not be recorded: DataError"
+
+
+async def test_a_delivery_that_cannot_be_recorded_does_not_abandon_the_rest_of_the_batch(
+    client: httpx.AsyncClient,
+    database: Database,
+    owner: Account,
+    directory: Directory,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broken, _ = await register(
+        client, owner, url=receiver.url("/broken"), allow_private_network=True
+    )
+    fine, _ = await register(client, owner, url=receiver.url("/fine"), allow_private_network=True)
+    await directory.create("rosa")
+    [unrecordable] = await deliveries(client, owner, broken["id"])
+    record = WebhookWorker._record
+
+    async def failing(worker: WebhookWorker, row: Any, delivery_id: int, *args: Any) -> None:
+        if delivery_id == unrecordable["id"]:
+            await asyncio.sleep(0)  # the other delivery is under way too
+            raise ConnectionError("the database went away")
+        await record(worker, row, delivery_id, *args)
+
+    monkeypatch.setattr(WebhookWorker, "_record", failing)
+    assert await WebhookWorker(database).run_once() == 2
+    assert sorted(r.path for r in receiver.requests) == ["/broken", "/fine"]
+    [done] = await deliveries(client, owner, fine["id"])
+    assert done["status"] == "delivered"
+    [left] = await deliveries(client, owner, broken["id"])
+    assert left["status"] == "queued"  # claimed: retried when the lease runs out

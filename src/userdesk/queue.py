@@ -55,18 +55,23 @@ async def claim_due(
     return rows
 
 
-async def release(session: AsyncSession, row_id: int, **values: Any) -> None:
-    """Record how a claimed row's delivery went and release the claim (a row deleted in the
-    meantime, with its webhook endpoint, is let be)."""
-    row = await session.get(OutboxMessage, row_id, with_for_update=True)
-    if row is None:
-        return
+async def release(
+    session: AsyncSession, row_id: int, *, claim: datetime | None, **values: Any
+) -> bool:
+    """Record how a claimed row's delivery went and release the claim: `claim` is the
+    claimed_until this worker set. A row claimed again since (this worker stalled past its
+    lease, and another took the row and may have delivered it) or deleted in the meantime,
+    with its webhook endpoint, is let be; returns whether the row was released."""
+    row = await session.get(OutboxMessage, row_id, with_for_update=True, populate_existing=True)
+    if row is None or row.claimed_until != claim:
+        return False
     for key, value in values.items():
         setattr(row, key, value)
     row.claimed_until = None
+    return True
 
 
-async def finish(database: Database, row_id: int, **values: Any) -> None:
+async def finish(database: Database, row_id: int, *, claim: datetime | None, **values: Any) -> bool:
     """`release` in a transaction of its own."""
     async with database.transaction() as session:
-        await release(session, row_id, **values)
+        return await release(session, row_id, claim=claim, **values)

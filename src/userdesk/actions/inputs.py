@@ -16,12 +16,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from userdesk.models import UserType
+from userdesk.security.addresses import ascii_host
 
 USERNAME_MIN, USERNAME_MAX = 2, 64
 NAME_MAX = 100
@@ -582,6 +584,8 @@ def _check_webhook_url(value: str) -> str:
         raise PydanticCustomError("url_scheme", "must be an http:// or https:// URL")
     if not parts.hostname:
         raise PydanticCustomError("url_host", "must name a host, such as https://example.com/")
+    if parts.port == 0:
+        raise PydanticCustomError("url_port", "must not name port 0")
     if parts.username is not None or parts.password is not None:
         raise PydanticCustomError(
             "url_credentials",
@@ -591,6 +595,14 @@ def _check_webhook_url(value: str) -> str:
         raise PydanticCustomError(
             "url_format", "must not contain white space, control characters or a #fragment"
         )
+    try:
+        ascii_host(parts.hostname)
+    except ValueError as exc:
+        raise PydanticCustomError(
+            "url_host_idna",
+            "must name a host that has an ASCII (IDNA) form: {reason}",
+            {"reason": str(exc)},
+        ) from None
     return value
 
 
@@ -613,26 +625,28 @@ WebhookSecret = Annotated[str, AfterValidator(_check_webhook_secret)]
 WebhookEvents = Annotated[list[str], Field(min_length=1, max_length=50)]
 
 
+# Booleans given as true or false only: "yes" or "0" taken as a yes or a no could open an
+# endpoint to private networks by a typo.
 class WebhookCreate(_Input):
     url: WebhookUrl
     # Webhook event types (GET /api/v1/webhooks/events lists them).
     events: WebhookEvents
     description: Description = ""
-    active: bool = True
+    active: StrictBool = True
     # Left out, the server makes one and answers it once.
     secret: WebhookSecret | None = None
-    allow_private_network: bool = False
+    allow_private_network: StrictBool = False
 
 
 class WebhookUpdate(_Input):
     url: WebhookUrl | None = None
     events: WebhookEvents | None = None
     description: Description | None = None
-    active: bool | None = None
-    allow_private_network: bool | None = None
+    active: StrictBool | None = None
+    allow_private_network: StrictBool | None = None
     # A new secret of one's own, or `rotate_secret` for one the server makes and answers once.
     secret: WebhookSecret | None = None
-    rotate_secret: bool = False
+    rotate_secret: StrictBool = False
 
     @field_validator(
         "url", "events", "description", "active", "allow_private_network", "secret", mode="before"

@@ -109,8 +109,13 @@ async def queue_event(
     event_type = EVENT_OF_ACTION.get(action)
     if event_type is None:
         return
+    # Share-locked (PostgreSQL; SQLite runs one writer at a time): an endpoint deleted
+    # between this read and the insert of its deliveries made the change itself fail on the
+    # foreign key. With the lock the delete waits for this change, and takes its deliveries.
     endpoints = await session.scalars(
-        select(WebhookEndpoint).where(WebhookEndpoint.active.is_(True))
+        select(WebhookEndpoint)
+        .where(WebhookEndpoint.active.is_(True))
+        .with_for_update(read=True, key_share=True)
     )
     subscribed = [e for e in endpoints if event_type in e.events]
     if not subscribed:

@@ -21,7 +21,7 @@ from userdesk.actions.webhook_events import EVENTS, PING, event_body, queue_deli
 from userdesk.errors import Conflict, InvalidInput, NotFound
 from userdesk.models import OutboxMessage, WebhookDelivery, WebhookEndpoint
 from userdesk.queries.cursors import MAX_ROW_ID
-from userdesk.security.addresses import literal_address, refusal
+from userdesk.security.addresses import literal_address, numeric_ipv4, refusal
 from userdesk.security.permissions import Permission
 from userdesk.services import services_of
 
@@ -45,9 +45,11 @@ def _check_events(events: list[str]) -> list[str]:
 
 
 def _check_reachable(url: str, *, allow_private_network: bool) -> None:
-    """A URL naming a refused address outright is refused now (a host name is checked at
-    each delivery, since what it resolves to may change)."""
-    address = literal_address(urlsplit(url).hostname or "")
+    """A URL naming a refused address outright, in any form the resolver reads as one, is
+    refused now (a host name is checked at each delivery, since what it resolves to may
+    change)."""
+    host = urlsplit(url).hostname or ""
+    address = literal_address(host) or numeric_ipv4(host)
     if address is None:
         return
     reason = refusal(address, allow_private_network=allow_private_network)
@@ -214,6 +216,9 @@ async def redeliver(
     row.attempts = 0
     row.next_attempt_at = services_of(session).clock.now()
     row.claimed_until = None
+    # What the log shows of the earlier attempts would read as this delivery's.
+    row.sent_at = None
+    row.last_error = None
     await record(
         session,
         actor=actor,

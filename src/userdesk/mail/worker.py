@@ -141,8 +141,9 @@ class MailWorker:
             session.expunge_all()
         return rows, workspace
 
-    async def _finish(self, row_id: int, **values: Any) -> None:
-        await finish(self.database, row_id, **values)
+    async def _finish(self, row: OutboxMessage, **values: Any) -> None:
+        if not await finish(self.database, row.id, claim=row.claimed_until, **values):
+            log.warning("email %s was claimed again meanwhile; this outcome is dropped", row.id)
 
     async def run_once(self) -> int:
         """Deliver (or capture) one batch of due emails; returns how many rows were handled."""
@@ -167,7 +168,7 @@ class MailWorker:
             to, rendered = render_row(row, workspace, self.database)
         except Exception as exc:  # a row that can never render: fail it, keep the others
             log.error("email %s cannot be rendered: %s", row.id, exc)
-            await self._finish(row.id, status=Status.FAILED, last_error=f"render: {exc}"[:1000])
+            await self._finish(row, status=Status.FAILED, last_error=f"render: {exc}"[:1000])
             return
         if smtp is None:
             secrets = open_secrets(row.payload, self.database.services.sealer)
@@ -179,7 +180,7 @@ class MailWorker:
                 rendered.subject,
                 f"; link: {links}" if links else "",
             )
-            await self._finish(row.id, status=Status.CAPTURED)
+            await self._finish(row, status=Status.CAPTURED)
             return
         assert row.message_id is not None
         try:
@@ -193,7 +194,7 @@ class MailWorker:
             )
         except ValueError as exc:  # an address no header can carry: no retry will help
             log.error("email %s cannot be addressed: %s", row.id, exc)
-            await self._finish(row.id, status=Status.FAILED, last_error=f"address: {exc}"[:1000])
+            await self._finish(row, status=Status.FAILED, last_error=f"address: {exc}"[:1000])
             return
         attempts = row.attempts + 1
         try:
@@ -209,7 +210,7 @@ class MailWorker:
                 exc,
             )
             await self._finish(
-                row.id,
+                row,
                 attempts=attempts,
                 status=Status.FAILED if failed else Status.QUEUED,
                 next_attempt_at=now + backoff(attempts),
@@ -217,7 +218,7 @@ class MailWorker:
             )
             return
         await self._finish(
-            row.id,
+            row,
             attempts=attempts,
             status=Status.SENT,
             sent_at=self.database.services.clock.now(),
