@@ -50,5 +50,17 @@ async def test_an_admin_registers_an_endpoint_pings_it_and_reads_the_log(console
         await expect(rows.first).to_contain_text("200")
         assert [r.json()["type"] for r in receiver.requests] == ["ping"]
         await screenshot(page, "webhook-log")
+
+        # Deleting asks first, naming what goes.
+        dialog = page.locator("#confirm-dialog")
+        await page.get_by_role("button", name="Delete").click()
+        await expect(dialog).to_contain_text(f"Delete the endpoint {receiver.url()}?")
+        await screenshot(page, "webhook-delete-confirm")
+        await dialog.get_by_role("button", name="Cancel").click()
+        await expect(page.get_by_role("heading", name=receiver.url())).to_be_visible()
+        await page.get_by_role("button", name="Delete").click()
+        await dialog.get_by_role("button", name="Delete endpoint").click()
+        await expect(page.get_by_role("heading", name="Webhooks", exact=True)).to_be_visible()
+        await expect(page.get_by_text(receiver.url())).to_have_count(0)
     finally:
         server.close()
