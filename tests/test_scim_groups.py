@@ -6,6 +6,7 @@ what Entra ID and Okta really send, ETags, errors in the SCIM error schema, and 
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,13 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import inspect, select, text
 
-from tests.conftest import Account, Directory, statements
+from tests.conftest import Account, Directory, postgres_only, statements
 from tests.test_scim_users import PATCH, SCIM, create, is_error, restricted, scim_user
+from userdesk.actions import roles as role_actions
+from userdesk.actions import users as user_actions
+from userdesk.actions.context import Actor
 from userdesk.db import MIGRATIONS_DIR, Database
-from userdesk.models import AuditEntry
+from userdesk.models import AuditEntry, Role, User
 
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 
@@ -560,20 +564,25 @@ async def test_nobody_adds_a_member_to_a_group_holding_more_than_they_do(
 
 
 async def test_if_match_refuses_a_stale_write(client: httpx.AsyncClient, owner: Account) -> None:
-    ann, bob = await people(client, owner, "ann", "bob")
-    group = await make_group(client, owner, scim_group("Tagged", ann))
+    # Made in turn, so their row ids run on: {ann, dan} and {bob, cat} have the same count
+    # and the same sum of ids, which a digest of the holders could not tell apart.
+    ann, bob, cat, dan = await people(client, owner, "ann", "bob", "cat", "dan")
+    group = await make_group(client, owner, scim_group("Tagged", ann, dan))
     first = group["meta"]["version"]
     cached = await client.get(
         f"{SCIM}/Groups/{group['id']}", headers={**owner.headers, "If-None-Match": first}
     )
     assert cached.status_code == 304
-    # A member added through the native API changes the group's ETag.
-    native = await client.put(
-        f"/api/v1/users/{bob}/roles", json={"roles": ["user", "tagged"]}, headers=owner.headers
+    swapped = await client.put(
+        f"{SCIM}/Groups/{group['id']}", json=scim_group("Tagged", bob, cat), headers=owner.headers
     )
-    assert native.status_code == 200, native.text
-    second = (await read(client, owner, group["id"]))["meta"]["version"]
+    assert swapped.status_code == 200, swapped.text
+    second = swapped.json()["meta"]["version"]
     assert second != first
+    uncached = await client.get(
+        f"{SCIM}/Groups/{group['id']}", headers={**owner.headers, "If-None-Match": first}
+    )
+    assert uncached.status_code == 200 and member_ids(uncached.json()) == {bob, cat}
     for method, kwargs in (
         (
             "PATCH",
@@ -589,14 +598,175 @@ async def test_if_match_refuses_a_stale_write(client: httpx.AsyncClient, owner: 
             **kwargs,
         )
         is_error(stale, 412)
-    assert member_ids(await read(client, owner, group["id"])) == {ann, bob}
+    assert member_ids(await read(client, owner, group["id"])) == {bob, cat}
+    # A member taken away through the native API changes the group's ETag too.
+    native = await client.put(
+        f"/api/v1/users/{cat}/roles", json={"roles": ["user"]}, headers=owner.headers
+    )
+    assert native.status_code == 200, native.text
+    third = (await read(client, owner, group["id"]))["meta"]["version"]
+    assert third not in (first, second)
+    is_error(
+        await patch(
+            client,
+            {**owner.headers, "If-Match": second},
+            group["id"],
+            {"op": "replace", "path": "displayName", "value": "Tagged Again"},
+        ),
+        412,
+    )
     fresh = await patch(
         client,
-        {**owner.headers, "If-Match": second},
+        {**owner.headers, "If-Match": third},
         group["id"],
         {"op": "replace", "path": "displayName", "value": "Tagged Again"},
     )
     assert fresh.status_code == 204, fresh.text
+
+
+# --- concurrency and the size of one request ------------------------------------------------------
+
+
+async def _hold_user_then_the_owner_role(database: Database, user_id: str, write: Any) -> Any:
+    """Replays a native role change of `user_id` taking the owner role away, step by step:
+    another transaction locks that user (as set_roles does first); the group write starts
+    and must wait for that user holding no role, so the other transaction can still lock the
+    owner role (as ensure_another_active_owner does next). Returns the write's response."""
+    async with database.transaction() as other:
+        await other.execute(text("SET LOCAL lock_timeout = '3s'"))
+        await other.execute(select(User.id).where(User.public_id == user_id).with_for_update())
+        task = asyncio.create_task(write)
+        await asyncio.sleep(0.5)  # the group write is now waiting for that user
+        assert not task.done()
+        await other.execute(select(Role.id).where(Role.name == "owner").with_for_update())
+    return await task
+
+
+@postgres_only
+async def test_a_group_write_locks_its_members_before_any_role(
+    client: httpx.AsyncClient, owner: Account, directory: Directory, database: Database
+) -> None:
+    """A PATCH of the owner group adding X and removing Y held the owner role (granted to X)
+    while it waited for Y, whom a native role change had locked and wanted the owner role
+    for: a deadlock on PostgreSQL (500)."""
+    x = (await directory.create("xena"))["id"]
+    y = (await directory.create("yves", roles=["owner"]))["id"]
+    owners = await group_named(client, owner, "owner")
+    response = await _hold_user_then_the_owner_role(
+        database,
+        y,
+        patch(
+            client,
+            owner.headers,
+            owners["id"],
+            {"op": "add", "path": "members", "value": [{"value": x}]},
+            {"op": "remove", "path": f'members[value eq "{y}"]'},
+        ),
+    )
+    assert response.status_code == 204, response.text
+    assert await roles_of(client, owner, x) == ["owner", "user"]
+    assert await roles_of(client, owner, y) == ["user"]
+
+
+@postgres_only
+async def test_deleting_a_group_locks_its_holders_before_any_role(
+    client: httpx.AsyncClient, owner: Account, directory: Directory, database: Database
+) -> None:
+    """Deleting a group took the role from its holders one by one, each taking the plain
+    role and a share of the owner role held by an owner among them, while it waited for the
+    next holder."""
+    x = (await directory.create("xena", roles=["owner"]))["id"]
+    y = (await directory.create("yves", roles=["owner"]))["id"]
+    group = await make_group(client, owner, scim_group("Crew", x, y))
+    response = await _hold_user_then_the_owner_role(
+        database, y, client.delete(f"{SCIM}/Groups/{group['id']}", headers=owner.headers)
+    )
+    assert response.status_code == 204, response.text
+    assert await roles_of(client, owner, y) == ["owner"]
+
+
+@postgres_only
+async def test_a_role_change_that_waited_for_the_user_reads_their_roles_as_committed(
+    client: httpx.AsyncClient, owner: Account, directory: Directory, database: Database
+) -> None:
+    """A role change waiting for a user that a group write had locked read, once it had the
+    lock, the user's row as committed and their roles as before that write, in one
+    statement: it then deleted a role link already gone (StaleDataError, a 500)."""
+    y = (await directory.create("yves", roles=["owner"]))["id"]
+    async with database.transaction() as other:
+        await other.execute(text("SET LOCAL lock_timeout = '3s'"))
+        await user_actions.set_roles(other, actor=Actor.system("test"), user_id=y, roles=["admin"])
+        task = asyncio.create_task(
+            client.put(f"/api/v1/users/{y}/roles", json={"roles": ["user"]}, headers=owner.headers)
+        )
+        await asyncio.sleep(0.5)  # the native change is now waiting for yves
+        assert not task.done()
+    response = await task
+    assert response.status_code == 200, response.text
+    assert await roles_of(client, owner, y) == ["user"]
+
+
+async def test_a_group_write_and_native_role_changes_at_once(
+    client: httpx.AsyncClient, owner: Account, directory: Directory
+) -> None:
+    """Both sides for real, side by side: each request succeeds and the outcome is both."""
+    owners = await group_named(client, owner, "owner")
+    for round_ in range(6):
+        x = (await directory.create(f"x{round_}"))["id"]
+        y = (await directory.create(f"y{round_}", roles=["owner"]))["id"]
+        written, demoted = await asyncio.gather(
+            patch(
+                client,
+                owner.headers,
+                owners["id"],
+                {"op": "add", "path": "members", "value": [{"value": x}]},
+                {"op": "remove", "path": f'members[value eq "{y}"]'},
+            ),
+            client.put(f"/api/v1/users/{y}/roles", json={"roles": ["user"]}, headers=owner.headers),
+        )
+        assert written.status_code == 204, written.text
+        assert demoted.status_code == 200, demoted.text
+        assert await roles_of(client, owner, x) == ["owner", "user"]
+        assert await roles_of(client, owner, y) == ["user"]
+
+
+async def test_one_request_changes_at_most_so_many_members(
+    client: httpx.AsyncClient, owner: Account, database: Database, monkeypatch: Any
+) -> None:
+    """The changes are counted as they really are (a removal of every member, a PUT's
+    difference, a deletion's holders), not as the ids the request names; beyond the cap
+    the request is refused with nothing written."""
+    monkeypatch.setattr(role_actions, "MAX_MEMBER_CHANGES", 3)
+    monkeypatch.setattr("userdesk.http.scim.groups.MAX_MEMBER_CHANGES", 3)
+    ids = await people(client, owner, "ann", "bob", "cat", "dan", "eve")
+    group = await make_group(client, owner, scim_group("Big", *ids[:3]))
+    grown = await patch(
+        client, owner.headers, group["id"], {"op": "add", "path": "members", "value": ids[3:]}
+    )
+    assert grown.status_code == 204, grown.text
+    everyone = set(ids)
+    for refused in (
+        await patch(client, owner.headers, group["id"], {"op": "remove", "path": "members"}),
+        await patch(
+            client,
+            owner.headers,
+            group["id"],
+            {"op": "replace", "path": "members", "value": []},
+        ),
+        await client.put(
+            f"{SCIM}/Groups/{group['id']}", json=scim_group("Big", ids[0]), headers=owner.headers
+        ),
+        await client.delete(f"{SCIM}/Groups/{group['id']}", headers=owner.headers),
+    ):
+        detail = is_error(refused, 400, "tooMany")
+        assert "members" in detail and "smaller PATCH" in detail
+        assert member_ids(await read(client, owner, group["id"])) == everyone
+    # A PUT listing everyone but changing few is within the cap.
+    kept = await client.put(
+        f"{SCIM}/Groups/{group['id']}", json=scim_group("Big", *ids[:4]), headers=owner.headers
+    )
+    assert kept.status_code == 200, kept.text
+    assert member_ids(kept.json()) == set(ids[:4])
 
 
 # --- DELETE --------------------------------------------------------------------------------------

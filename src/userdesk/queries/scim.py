@@ -437,23 +437,6 @@ async def group_members(session: AsyncSession, role_ids: list[int]) -> dict[int,
     return members
 
 
-async def membership_digests(session: AsyncSession, role_ids: list[int]) -> dict[int, str]:
-    """A digest of each role's holders (their count and the sum of their row ids), read from
-    the role's index alone: it changes when a member comes or goes, so it goes into the
-    group's ETag without reading the members themselves."""
-    digests = dict.fromkeys(role_ids, "0.0")
-    if not role_ids:
-        return digests
-    rows = await session.execute(
-        select(user_roles.c.role_id, func.count(), func.sum(user_roles.c.user_id))
-        .where(user_roles.c.role_id.in_(role_ids))
-        .group_by(user_roles.c.role_id)
-    )
-    for role_id, holders, total in rows:
-        digests[role_id] = f"{holders}.{total or 0}"
-    return digests
-
-
 async def users_among(
     session: AsyncSession, public_ids: list[str], *, holding: int | None = None
 ) -> set[str]:
