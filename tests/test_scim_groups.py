@@ -461,7 +461,7 @@ async def test_patch_errors_name_the_attribute(client: httpx.AsyncClient, owner:
 
 
 async def test_put_replaces_name_and_members(client: httpx.AsyncClient, owner: Account) -> None:
-    ann, bob = await people(client, owner, "ann", "bob")
+    ann, bob, cat = await people(client, owner, "ann", "bob", "cat")
     group = await make_group(client, owner, scim_group("Put Group", ann, externalId="e1"))
     response = await client.put(
         f"{SCIM}/Groups/{group['id']}",
@@ -474,11 +474,17 @@ async def test_put_replaces_name_and_members(client: httpx.AsyncClient, owner: A
     assert "externalId" not in body  # PUT replaces: what is not sent is gone
     assert await roles_of(client, owner, ann) == ["user"]
     taken = await make_group(client, owner, scim_group("Taken"))
+    # Refused for its name after its members were changed (members go first): the
+    # member changes are rolled back with it.
     clash = await client.put(
-        f"{SCIM}/Groups/{group['id']}", json=scim_group("TAKEN", bob), headers=owner.headers
+        f"{SCIM}/Groups/{group['id']}", json=scim_group("TAKEN", ann, cat), headers=owner.headers
     )
     assert "displayName" in is_error(clash, 409, "uniqueness")
     assert taken["displayName"] == "Taken"
+    after = await read(client, owner, group["id"])
+    assert after["displayName"] == "Put Renamed" and member_ids(after) == {bob}
+    assert await roles_of(client, owner, ann) == ["user"]
+    assert await roles_of(client, owner, cat) == ["user"]
 
 
 # --- built-in roles and the rules ------------------------------------------------------------
@@ -526,6 +532,75 @@ async def test_built_in_groups_keep_their_name_and_the_last_owner(
     assert await roles_of(client, owner, ann) == ["admin", "user"]
     refused = await client.delete(f"{SCIM}/Groups/{owners['id']}", headers=owner.headers)
     assert "built-in" in is_error(refused, 400, "mutability")
+
+
+async def test_a_built_in_group_takes_its_display_name_in_another_case(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    """Okta and Entra link a group by `displayName eq "Admin"` and send "Admin" back: the
+    same name in another case is no change (it was 400 mutability); another name still is."""
+    admins = await group_named(client, owner, "Admin")
+    for body in (
+        {"op": "replace", "path": "displayName", "value": "Admin"},
+        {"op": "replace", "value": {"id": admins["id"], "displayName": "ＡＤＭＩＮ"}},
+    ):
+        same = await patch(client, owner.headers, admins["id"], body)
+        assert same.status_code == 204, same.text
+    put = await client.put(
+        f"{SCIM}/Groups/{admins['id']}", json=scim_group("ADMIN"), headers=owner.headers
+    )
+    assert put.status_code == 200, put.text
+    assert put.json()["displayName"] == "admin"
+    renamed = await client.put(
+        f"{SCIM}/Groups/{admins['id']}", json=scim_group("Admins"), headers=owner.headers
+    )
+    assert "displayName" in is_error(renamed, 400, "mutability")
+
+
+async def test_names_and_display_names_share_one_namespace(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    """A display name may not be another role's name, nor a name another role's display
+    name, compared NFKC and case folded: "ops" never shows for a role other than ops."""
+    made = await client.post(
+        "/api/v1/roles",
+        json={"name": "ops", "display_name": "Operations", "permissions": []},
+        headers=owner.headers,
+    )
+    assert made.status_code == 201, made.text
+    shadow = await client.post(f"{SCIM}/Groups", json=scim_group("OPS"), headers=owner.headers)
+    assert "displayName" in is_error(shadow, 409, "uniqueness")
+    named = await client.post(
+        "/api/v1/roles", json={"name": "operations", "permissions": []}, headers=owner.headers
+    )
+    assert named.status_code == 409 and named.json()["field"] == "name", named.text
+    assert "ops" in named.text
+    for look_alike in ("ＯＷＮＥＲ", "Ｏｐｓ", "ＯＰＥＲＡＴＩＯＮＳ"):
+        refused = await client.post(
+            f"{SCIM}/Groups", json=scim_group(look_alike), headers=owner.headers
+        )
+        assert "displayName" in is_error(refused, 409, "uniqueness")
+    # Renames keep to it too, and a role may take its own name in another case.
+    plain = await client.post(
+        "/api/v1/roles", json={"name": "crew", "permissions": []}, headers=owner.headers
+    )
+    assert plain.status_code == 201, plain.text
+    clash = await client.patch(
+        "/api/v1/roles/crew", json={"name": "operations"}, headers=owner.headers
+    )
+    assert clash.status_code == 409, clash.text
+    own = await client.patch(
+        "/api/v1/roles/crew", json={"display_name": "CREW"}, headers=owner.headers
+    )
+    assert own.status_code == 200 and own.json()["display_name"] == "CREW", own.text
+    # A group slugged to another role's display name gets a numbered name instead.
+    shown = await client.patch(
+        "/api/v1/roles/crew", json={"display_name": "squad"}, headers=owner.headers
+    )
+    assert shown.status_code == 200, shown.text
+    squad = await make_group(client, owner, scim_group("Squad!"))
+    roles = (await client.get("/api/v1/roles", headers=owner.headers)).json()["items"]
+    assert {r["name"] for r in roles if r["id"] == squad["id"]} == {"squad-2"}
 
 
 async def test_nobody_adds_a_member_to_a_group_holding_more_than_they_do(
@@ -846,8 +921,11 @@ def _role_columns(connection: Any) -> set[str]:
     return {column["name"] for column in inspect(connection).get_columns("roles")}
 
 
-async def test_migration_0010_goes_down_and_up_again(database: Database) -> None:
+async def test_migration_0010_goes_down_and_up_again(database: Database, owner: Account) -> None:
+    """Down and up again: the new columns go and come back, filled; every role keeps its
+    holders (a rebuild of roles on SQLite would have run user_roles' ON DELETE CASCADE)."""
     new = {"public_id", "display_name", "display_name_key", "external_id", "version"}
+    olive = owner.id
     async with database.engine.connect() as connection:
         assert new <= await connection.run_sync(_role_columns)
         await connection.run_sync(_migrate, "0009", down=True)
@@ -860,9 +938,25 @@ async def test_migration_0010_goes_down_and_up_again(database: Database) -> None
                 "CURRENT_TIMESTAMP)"
             )
         )
+        await connection.execute(
+            text(
+                "INSERT INTO user_roles (user_id, role_id) SELECT u.id, r.id FROM users u, "
+                "roles r WHERE u.public_id = :user AND r.name = 'old-team'"
+            ),
+            {"user": olive},
+        )
         await connection.commit()
         await connection.run_sync(_migrate, "head")
         await connection.commit()
+        memberships = set(
+            await connection.execute(
+                text(
+                    "SELECT r.name FROM user_roles ur JOIN roles r ON r.id = ur.role_id "
+                    "JOIN users u ON u.id = ur.user_id WHERE u.public_id = :user"
+                ),
+                {"user": olive},
+            )
+        )
         rows = (
             await connection.execute(
                 text("SELECT name, public_id, display_name, display_name_key, version FROM roles")
@@ -873,6 +967,7 @@ async def test_migration_0010_goes_down_and_up_again(database: Database) -> None
     assert all(len(row.public_id) == 36 for row in rows)
     assert all(row.display_name == row.name == row.display_name_key for row in rows)
     assert all(row.version == 1 for row in rows)
+    assert {row.name for row in memberships} == {"owner", "old-team"}
 
 
 @pytest.mark.parametrize("path", ["displayName", f"{GROUP}:displayName"])

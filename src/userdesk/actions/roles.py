@@ -7,14 +7,14 @@ import re
 import unicodedata
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from userdesk.actions import seats
 from userdesk.actions import users as user_actions
 from userdesk.actions.audit import AuditEvent, diff, record
 from userdesk.actions.context import Actor
-from userdesk.actions.inputs import ROLE_NAME_MAX, RoleCreate, RoleUpdate, fold
+from userdesk.actions.inputs import ROLE_NAME_MAX, RoleCreate, RoleUpdate, role_key
 from userdesk.actions.rules import flush_unique, lock_users
 from userdesk.errors import BuiltInRole, Duplicate, InvalidInput, NotFound, RoleInUse
 from userdesk.models import Role, User, Workspace, user_roles
@@ -54,11 +54,44 @@ def _fields(role: Role) -> dict[str, object]:
     }
 
 
-async def _ensure_display_name_free(session: AsyncSession, display_name: str) -> str:
-    key = fold(display_name)
-    if await session.scalar(select(Role.id).where(Role.display_name_key == key)) is not None:
-        raise Duplicate(f"a role named {display_name!r} already exists", field="display_name")
+# Names and display names are one namespace, compared by role_key: a display name may not
+# be another role's name, nor a name another role's display name, or "ops" could show for a
+# role other than ops, and a provider linking a group by displayName would find the wrong one.
+# A unique index holds each column alone; the cross check is a read, so two roles created at
+# the same moment could still cross (SCIM's writes are serialised by the workspace lock).
+
+
+async def _ensure_display_name_free(
+    session: AsyncSession, display_name: str, *, role_id: int | None = None
+) -> str:
+    key = role_key(display_name)
+    await _ensure_free(session, key, display_name, field="display_name", role_id=role_id)
     return key
+
+
+async def _ensure_name_free(
+    session: AsyncSession, name: str, *, role_id: int | None = None
+) -> None:
+    await _ensure_free(session, role_key(name), name, field="name", role_id=role_id)
+
+
+async def _ensure_free(
+    session: AsyncSession, key: str, wanted: str, *, field: str, role_id: int | None
+) -> None:
+    """Refuse `wanted` when another role is named or displayed as it (by `key`)."""
+    query = select(Role.name, Role.display_name).where(
+        or_(Role.display_name_key == key, Role.name == key)
+    )
+    if role_id is not None:
+        query = query.where(Role.id != role_id)
+    taken = (await session.execute(query.limit(1))).first()
+    if taken is None:
+        return
+    if taken.name == key:
+        raise Duplicate(f"a role named {taken.name} already exists", field=field)
+    raise Duplicate(
+        f"the role {taken.name} is already displayed as {taken.display_name!r}", field=field
+    )
 
 
 async def _slug_for(session: AsyncSession, display_name: str) -> str:
@@ -70,6 +103,11 @@ async def _slug_for(session: AsyncSession, display_name: str) -> str:
         slug = f"group-{slug}".rstrip("-")
     slug = slug[: ROLE_NAME_MAX - 8].rstrip("-")
     taken = set(await session.scalars(select(Role.name).where(Role.name.like(f"{slug}%"))))
+    taken.update(
+        await session.scalars(
+            select(Role.display_name_key).where(Role.display_name_key.like(f"{slug}%"))
+        )
+    )
     candidate, n = slug, 1
     while candidate in taken:
         n += 1
@@ -98,10 +136,8 @@ async def create_role(session: AsyncSession, *, actor: Actor, data: RoleCreate) 
     actor.require(Permission.ROLES_MANAGE)
     permissions = _valid_permissions(data.permissions)
     actor.require_all(permissions, doing="creating a role with these permissions")
-    if data.name is not None and (
-        await session.scalar(select(Role.id).where(Role.name == data.name)) is not None
-    ):
-        raise Duplicate(f"a role named {data.name} already exists", field="name")
+    if data.name is not None:
+        await _ensure_name_free(session, data.name)
     display_name = data.display_name if data.display_name is not None else data.name
     assert display_name is not None  # RoleCreate has one or the other
     key = await _ensure_display_name_free(session, display_name)
@@ -152,9 +188,15 @@ async def update_role(session: AsyncSession, *, actor: Actor, name: str, data: R
     role = await _lock_role(session, name)
     before = _fields(role)
     fields = data.model_fields_set
+    # The display name as it is, in another case ("Admin" for admin, as a provider that
+    # linked the group by displayName sends it back): no change, the stored one kept.
+    same_display_name = data.display_name is not None and (
+        role_key(data.display_name) == role.display_name_key
+    )
     if role.built_in:
         # Only the external id (an identity provider's handle on the group) may change.
-        changed = next(iter(sorted(_changes(role, data) - {"external_id"})), None)
+        kept = {"external_id", "display_name"} if same_display_name else {"external_id"}
+        changed = next(iter(sorted(_changes(role, data) - kept)), None)
         if changed is not None:
             what = changed.replace("_", " ")
             raise BuiltInRole(
@@ -175,22 +217,18 @@ async def update_role(session: AsyncSession, *, actor: Actor, name: str, data: R
         "display_name" in fields
         and data.display_name is not None
         and data.display_name != role.display_name
+        and not role.built_in
     ):
-        key = fold(data.display_name)
-        if key != role.display_name_key:
-            await _ensure_display_name_free(session, data.display_name)
+        key = await _ensure_display_name_free(session, data.display_name, role_id=role.id)
         role.display_name = data.display_name
         role.display_name_key = key
     if "name" in fields and data.name is not None and data.name != role.name:
-        if await session.scalar(select(Role.id).where(Role.name == data.name)) is not None:
-            raise Duplicate(f"a role named {data.name} already exists", field="name")
+        await _ensure_name_free(session, data.name, role_id=role.id)
         assert workspace is not None
         settings_change = _rename_in_settings(workspace, role.name, data.name)
         if "display_name" not in fields and role.display_name == role.name:
             # A display name nobody set apart from the name follows it.
-            key = fold(data.name)
-            if key != role.display_name_key:
-                await _ensure_display_name_free(session, data.name)
+            key = await _ensure_display_name_free(session, data.name, role_id=role.id)
             role.display_name, role.display_name_key = data.name, key
         role.name = data.name
     else:

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from userdesk.actions.context import Actor
-from userdesk.actions.inputs import email_key, fold
+from userdesk.actions.inputs import email_key, fold, role_key
 from userdesk.errors import InvalidInput, NotFound
 from userdesk.models import Role, User, UserStatus, user_roles
 from userdesk.queries.loading import user_joined
@@ -93,7 +93,9 @@ USER_ATTRIBUTES: dict[tuple[str, str, str | None], Attribute] = {
     (CORE_USER, "meta", "created"): Attribute(User.created_at, "datetime"),
     (CORE_USER, "meta", "lastmodified"): Attribute(User.updated_at, "datetime"),
     (CORE_USER, "groups", "value"): Attribute(Role.public_id, case_exact=True, sortable=False),
-    (CORE_USER, "groups", "display"): Attribute(Role.display_name_key, folded=fold, sortable=False),
+    (CORE_USER, "groups", "display"): Attribute(
+        Role.display_name_key, folded=role_key, sortable=False
+    ),
     (ENTERPRISE_USER, "employeenumber", None): Attribute(User.employee_number),
     (ENTERPRISE_USER, "department", None): Attribute(User.department),
     (ENTERPRISE_USER, "organization", None): Attribute(User.organization),
@@ -106,7 +108,7 @@ USER_ATTRIBUTES: dict[tuple[str, str, str | None], Attribute] = {
 GROUP_ATTRIBUTES: dict[tuple[str, str, str | None], Attribute] = {
     (CORE_GROUP, "id", None): Attribute(Role.public_id, case_exact=True),
     (CORE_GROUP, "externalid", None): Attribute(Role.external_id, case_exact=True),
-    (CORE_GROUP, "displayname", None): Attribute(Role.display_name_key, folded=fold),
+    (CORE_GROUP, "displayname", None): Attribute(Role.display_name_key, folded=role_key),
     (CORE_GROUP, "meta", "created"): Attribute(Role.created_at, "datetime"),
     (CORE_GROUP, "meta", "lastmodified"): Attribute(Role.updated_at, "datetime"),
     (CORE_GROUP, "members", "value"): Attribute(User.public_id, case_exact=True, sortable=False),
