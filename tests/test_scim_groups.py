@@ -761,6 +761,38 @@ async def test_deleting_a_group_locks_its_holders_before_any_role(
 
 
 @postgres_only
+async def test_a_group_write_locks_the_roles_it_moves_in_row_order(
+    client: httpx.AsyncClient, owner: Account, directory: Directory, database: Database
+) -> None:
+    """Adding A to crew locked crew; removing B, whose only role it was, then wanted the
+    plain role for B. A role change locking both in row order (user, then crew) held user
+    and wanted crew: a deadlock. Replayed: another transaction holds the plain role; the
+    group write must wait for it holding no role, so the other can still lock crew."""
+    crew = await make_group(client, owner, scim_group("Crew"))
+    a = (await directory.create("ayla"))["id"]
+    b = (await directory.create("bram", roles=["crew"]))["id"]
+    async with database.transaction() as other:
+        await other.execute(text("SET LOCAL lock_timeout = '3s'"))
+        await other.execute(select(Role.id).where(Role.name == "user").with_for_update())
+        task = asyncio.create_task(
+            patch(
+                client,
+                owner.headers,
+                crew["id"],
+                {"op": "add", "path": "members", "value": [{"value": a}]},
+                {"op": "remove", "path": f'members[value eq "{b}"]'},
+            )
+        )
+        await asyncio.sleep(0.5)  # the group write is now waiting for the plain role
+        assert not task.done()
+        await other.execute(select(Role.id).where(Role.name == "crew").with_for_update())
+    response = await task
+    assert response.status_code == 204, response.text
+    assert await roles_of(client, owner, a) == ["crew", "user"]
+    assert await roles_of(client, owner, b) == ["user"]
+
+
+@postgres_only
 async def test_a_role_change_that_waited_for_the_user_reads_their_roles_as_committed(
     client: httpx.AsyncClient, owner: Account, directory: Directory, database: Database
 ) -> None:

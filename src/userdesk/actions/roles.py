@@ -15,10 +15,10 @@ from userdesk.actions import users as user_actions
 from userdesk.actions.audit import AuditEvent, diff, record
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import ROLE_NAME_MAX, RoleCreate, RoleUpdate, role_key
-from userdesk.actions.rules import flush_unique, lock_users
+from userdesk.actions.rules import flush_unique, lock_roles_changing_hands, lock_users
 from userdesk.errors import BuiltInRole, Duplicate, InvalidInput, NotFound, RoleInUse
 from userdesk.models import Role, User, Workspace, user_roles
-from userdesk.security.permissions import Permission
+from userdesk.security.permissions import DEFAULT_BOT_ROLE, DEFAULT_HUMAN_ROLE, Permission
 from userdesk.services import services_of
 
 # Members one request may add or take away: each is a user locked, their roles changed and
@@ -292,6 +292,15 @@ async def delete_role(session: AsyncSession, *, actor: Actor, name: str) -> None
     )
 
 
+def roles_moved_with(role: Role, *, losing: bool) -> list[str]:
+    """The roles that granting or taking `role` from several users may lock: the role, and
+    the plain ones revoke_role gives someone left with none. A change of many members locks
+    them all first, in row order, after the users: taken member by member, in whatever
+    order the members need them, they would deadlock with a role change locking the same
+    roles in row order."""
+    return [role.name, DEFAULT_HUMAN_ROLE, DEFAULT_BOT_ROLE] if losing else [role.name]
+
+
 async def delete_role_taking_it_from_holders(
     session: AsyncSession, *, actor: Actor, name: str
 ) -> None:
@@ -323,6 +332,7 @@ async def delete_role_taking_it_from_holders(
             "(over SCIM, remove members in smaller PATCH requests)",
         )
     await lock_users(session, holders)
+    await lock_roles_changing_hands(session, roles_moved_with(role, losing=bool(holders)))
     for public_id in holders:
         await user_actions.revoke_role(session, actor=actor, user_id=public_id, role=name)
     await delete_role(session, actor=actor, name=name)

@@ -46,7 +46,7 @@ from userdesk.actions import roles as role_actions
 from userdesk.actions import users as user_actions
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import RoleCreate, RoleUpdate
-from userdesk.actions.rules import lock_users
+from userdesk.actions.rules import lock_roles_changing_hands, lock_users
 from userdesk.actions.seats import lock_workspace
 from userdesk.db import Database
 from userdesk.errors import InvalidInput, NotFound
@@ -382,6 +382,9 @@ async def _change_members(
     if len(gaining) + len(losing) > MAX_MEMBER_CHANGES:
         raise too_many(len(gaining) + len(losing))
     await lock_users(session, gaining | losing)
+    await lock_roles_changing_hands(
+        session, role_actions.roles_moved_with(role, losing=bool(losing))
+    )
     for user_id in sorted(gaining):
         await user_actions.grant_role(session, actor=actor, user_id=user_id, role=role.name)
     for user_id in sorted(losing):
