@@ -7,7 +7,8 @@ its displayName is the role's display name, unique whatever its case. A group cr
 SCIM is a role with no permissions, named (its slug) after the displayName. Adding a member
 grants the role (grant_role), removing one takes it away (revoke_role: someone left with no
 role gets the plain one). Built-in roles are groups too: their members change, their
-displayName does not. Deleting a group takes the role from everyone, then deletes it.
+displayName does not (but for its case). Deleting a group takes the role from everyone,
+then deletes it.
 
 Members are read and changed by id, never loaded as users: PATCH changes only the members
 it names, and answers 204 unless asked for attributes; `excludedAttributes=members` skips
