@@ -99,7 +99,7 @@ def _table(statement: str) -> str:
     return ""
 
 
-async def test_actions_on_a_user_lock_and_load_them_in_one_statement(
+async def test_actions_on_a_user_lock_them_then_load_them_in_one_statement(
     client: httpx.AsyncClient, database: Database, owner: Account, directory: Directory
 ) -> None:
     made = await directory.create("rhea", roles=["user", "guest"], password=PASSWORD)
@@ -108,18 +108,20 @@ async def test_actions_on_a_user_lock_and_load_them_in_one_statement(
 
     # Signing in: the password checked against the user read without a transaction; then,
     # in it, their status (a pending user's first sign-in locks the workspace first), then
-    # the user locked with their roles and creator at once.
+    # the user's row locked, then read with their roles and creator at once. (Locked and
+    # read in one statement, a lock that waited for a concurrent role change read the roles
+    # as they were before it on PostgreSQL: see lock_user.)
     with statements(database) as seen:
         signed_in = await client.post("/api/v1/auth/login", json=login)
     assert signed_in.status_code == 200, signed_in.text
     assert signed_in.json()["user"]["roles"] == ["guest", "user"]
     reads = [_table(sql) for sql, _ in _selects(seen)]
-    assert reads.count("users") == 3 and "user_roles" not in reads, reads
+    assert reads.count("users") == 4 and "user_roles" not in reads, reads
 
-    # Deactivating: the same one statement for the target.
+    # Deactivating: the same lock and one read for the target.
     with statements(database) as seen:
         done = await client.post(f"/api/v1/users/{made['id']}/deactivate", headers=owner.headers)
     assert done.status_code == 200, done.text
     assert done.json()["status"] == "deactivated" and done.json()["created_by"] == owner.id
     reads = [_table(sql) for sql, _ in _selects(seen)]
-    assert reads.count("users") == 1 and "user_roles" not in reads, reads
+    assert reads.count("users") == 2 and "user_roles" not in reads, reads

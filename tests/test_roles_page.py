@@ -178,7 +178,7 @@ async def test_the_display_name_identity_providers_see_is_set_in_the_form(
         "/roles", data={"name": "desk", "display_name": "HELP DESK"}, headers=htmx(token)
     )
     assert taken.status_code == 422
-    assert 'id="error-display_name">a role named' in taken.text
+    assert 'id="error-display_name">the role helpdesk is already displayed as' in taken.text
     # Left blank, the display name is the name, and follows a rename.
     plain = await client.post("/roles", data={"name": "desk"}, headers=htmx(token))
     assert plain.status_code == 200 and "Known to identity providers" not in plain.text
@@ -188,3 +188,30 @@ async def test_the_display_name_identity_providers_see_is_set_in_the_form(
     assert renamed.status_code == 200, renamed.text
     front = (await client.get("/api/v1/roles/front-desk", headers=admin.headers)).json()
     assert front["display_name"] == "front-desk"
+
+
+async def test_clearing_the_display_name_makes_it_the_name_again(
+    client: httpx.AsyncClient, admin: Account
+) -> None:
+    """The hint says "Blank: the same as the name": a display name cleared in the form is
+    reset to the name (it was left as it was), and follows a rename from then on."""
+    token = await sign_in(client, "ada")
+    made = await client.post(
+        "/roles", data={"name": "helpdesk", "display_name": "Help Desk"}, headers=htmx(token)
+    )
+    assert made.status_code == 200, made.text
+    cleared = await client.post(
+        "/roles/helpdesk/edit",
+        data={"name": "helpdesk", "display_name": ""},
+        headers=htmx(token),
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert "Known to identity providers" not in cleared.text
+    role = (await client.get("/api/v1/roles/helpdesk", headers=admin.headers)).json()
+    assert role["display_name"] == "helpdesk"
+    renamed = await client.post(
+        "/roles/helpdesk/edit", data={"name": "service-desk"}, headers=htmx(token)
+    )
+    assert renamed.status_code == 200, renamed.text
+    role = (await client.get("/api/v1/roles/service-desk", headers=admin.headers)).json()
+    assert role["display_name"] == "service-desk"

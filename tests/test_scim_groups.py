@@ -6,6 +6,7 @@ what Entra ID and Okta really send, ETags, errors in the SCIM error schema, and 
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,13 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import inspect, select, text
 
-from tests.conftest import Account, Directory, statements
+from tests.conftest import Account, Directory, postgres_only, statements
 from tests.test_scim_users import PATCH, SCIM, create, is_error, restricted, scim_user
+from userdesk.actions import roles as role_actions
+from userdesk.actions import users as user_actions
+from userdesk.actions.context import Actor
 from userdesk.db import MIGRATIONS_DIR, Database
-from userdesk.models import AuditEntry
+from userdesk.models import AuditEntry, Role, User
 
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 
@@ -457,7 +461,7 @@ async def test_patch_errors_name_the_attribute(client: httpx.AsyncClient, owner:
 
 
 async def test_put_replaces_name_and_members(client: httpx.AsyncClient, owner: Account) -> None:
-    ann, bob = await people(client, owner, "ann", "bob")
+    ann, bob, cat = await people(client, owner, "ann", "bob", "cat")
     group = await make_group(client, owner, scim_group("Put Group", ann, externalId="e1"))
     response = await client.put(
         f"{SCIM}/Groups/{group['id']}",
@@ -470,11 +474,17 @@ async def test_put_replaces_name_and_members(client: httpx.AsyncClient, owner: A
     assert "externalId" not in body  # PUT replaces: what is not sent is gone
     assert await roles_of(client, owner, ann) == ["user"]
     taken = await make_group(client, owner, scim_group("Taken"))
+    # Refused for its name after its members were changed (members go first): the
+    # member changes are rolled back with it.
     clash = await client.put(
-        f"{SCIM}/Groups/{group['id']}", json=scim_group("TAKEN", bob), headers=owner.headers
+        f"{SCIM}/Groups/{group['id']}", json=scim_group("TAKEN", ann, cat), headers=owner.headers
     )
     assert "displayName" in is_error(clash, 409, "uniqueness")
     assert taken["displayName"] == "Taken"
+    after = await read(client, owner, group["id"])
+    assert after["displayName"] == "Put Renamed" and member_ids(after) == {bob}
+    assert await roles_of(client, owner, ann) == ["user"]
+    assert await roles_of(client, owner, cat) == ["user"]
 
 
 # --- built-in roles and the rules ------------------------------------------------------------
@@ -524,6 +534,75 @@ async def test_built_in_groups_keep_their_name_and_the_last_owner(
     assert "built-in" in is_error(refused, 400, "mutability")
 
 
+async def test_a_built_in_group_takes_its_display_name_in_another_case(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    """Okta and Entra link a group by `displayName eq "Admin"` and send "Admin" back: the
+    same name in another case is no change (it was 400 mutability); another name still is."""
+    admins = await group_named(client, owner, "Admin")
+    for body in (
+        {"op": "replace", "path": "displayName", "value": "Admin"},
+        {"op": "replace", "value": {"id": admins["id"], "displayName": "ＡＤＭＩＮ"}},
+    ):
+        same = await patch(client, owner.headers, admins["id"], body)
+        assert same.status_code == 204, same.text
+    put = await client.put(
+        f"{SCIM}/Groups/{admins['id']}", json=scim_group("ADMIN"), headers=owner.headers
+    )
+    assert put.status_code == 200, put.text
+    assert put.json()["displayName"] == "admin"
+    renamed = await client.put(
+        f"{SCIM}/Groups/{admins['id']}", json=scim_group("Admins"), headers=owner.headers
+    )
+    assert "displayName" in is_error(renamed, 400, "mutability")
+
+
+async def test_names_and_display_names_share_one_namespace(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    """A display name may not be another role's name, nor a name another role's display
+    name, compared NFKC and case folded: "ops" never shows for a role other than ops."""
+    made = await client.post(
+        "/api/v1/roles",
+        json={"name": "ops", "display_name": "Operations", "permissions": []},
+        headers=owner.headers,
+    )
+    assert made.status_code == 201, made.text
+    shadow = await client.post(f"{SCIM}/Groups", json=scim_group("OPS"), headers=owner.headers)
+    assert "displayName" in is_error(shadow, 409, "uniqueness")
+    named = await client.post(
+        "/api/v1/roles", json={"name": "operations", "permissions": []}, headers=owner.headers
+    )
+    assert named.status_code == 409 and named.json()["field"] == "name", named.text
+    assert "ops" in named.text
+    for look_alike in ("ＯＷＮＥＲ", "Ｏｐｓ", "ＯＰＥＲＡＴＩＯＮＳ"):
+        refused = await client.post(
+            f"{SCIM}/Groups", json=scim_group(look_alike), headers=owner.headers
+        )
+        assert "displayName" in is_error(refused, 409, "uniqueness")
+    # Renames keep to it too, and a role may take its own name in another case.
+    plain = await client.post(
+        "/api/v1/roles", json={"name": "crew", "permissions": []}, headers=owner.headers
+    )
+    assert plain.status_code == 201, plain.text
+    clash = await client.patch(
+        "/api/v1/roles/crew", json={"name": "operations"}, headers=owner.headers
+    )
+    assert clash.status_code == 409, clash.text
+    own = await client.patch(
+        "/api/v1/roles/crew", json={"display_name": "CREW"}, headers=owner.headers
+    )
+    assert own.status_code == 200 and own.json()["display_name"] == "CREW", own.text
+    # A group slugged to another role's display name gets a numbered name instead.
+    shown = await client.patch(
+        "/api/v1/roles/crew", json={"display_name": "squad"}, headers=owner.headers
+    )
+    assert shown.status_code == 200, shown.text
+    squad = await make_group(client, owner, scim_group("Squad!"))
+    roles = (await client.get("/api/v1/roles", headers=owner.headers)).json()["items"]
+    assert {r["name"] for r in roles if r["id"] == squad["id"]} == {"squad-2"}
+
+
 async def test_nobody_adds_a_member_to_a_group_holding_more_than_they_do(
     client: httpx.AsyncClient, database: Database, owner: Account, directory: Directory
 ) -> None:
@@ -560,20 +639,25 @@ async def test_nobody_adds_a_member_to_a_group_holding_more_than_they_do(
 
 
 async def test_if_match_refuses_a_stale_write(client: httpx.AsyncClient, owner: Account) -> None:
-    ann, bob = await people(client, owner, "ann", "bob")
-    group = await make_group(client, owner, scim_group("Tagged", ann))
+    # Made in turn, so their row ids run on: {ann, dan} and {bob, cat} have the same count
+    # and the same sum of ids, which a digest of the holders could not tell apart.
+    ann, bob, cat, dan = await people(client, owner, "ann", "bob", "cat", "dan")
+    group = await make_group(client, owner, scim_group("Tagged", ann, dan))
     first = group["meta"]["version"]
     cached = await client.get(
         f"{SCIM}/Groups/{group['id']}", headers={**owner.headers, "If-None-Match": first}
     )
     assert cached.status_code == 304
-    # A member added through the native API changes the group's ETag.
-    native = await client.put(
-        f"/api/v1/users/{bob}/roles", json={"roles": ["user", "tagged"]}, headers=owner.headers
+    swapped = await client.put(
+        f"{SCIM}/Groups/{group['id']}", json=scim_group("Tagged", bob, cat), headers=owner.headers
     )
-    assert native.status_code == 200, native.text
-    second = (await read(client, owner, group["id"]))["meta"]["version"]
+    assert swapped.status_code == 200, swapped.text
+    second = swapped.json()["meta"]["version"]
     assert second != first
+    uncached = await client.get(
+        f"{SCIM}/Groups/{group['id']}", headers={**owner.headers, "If-None-Match": first}
+    )
+    assert uncached.status_code == 200 and member_ids(uncached.json()) == {bob, cat}
     for method, kwargs in (
         (
             "PATCH",
@@ -589,14 +673,207 @@ async def test_if_match_refuses_a_stale_write(client: httpx.AsyncClient, owner: 
             **kwargs,
         )
         is_error(stale, 412)
-    assert member_ids(await read(client, owner, group["id"])) == {ann, bob}
+    assert member_ids(await read(client, owner, group["id"])) == {bob, cat}
+    # A member taken away through the native API changes the group's ETag too.
+    native = await client.put(
+        f"/api/v1/users/{cat}/roles", json={"roles": ["user"]}, headers=owner.headers
+    )
+    assert native.status_code == 200, native.text
+    third = (await read(client, owner, group["id"]))["meta"]["version"]
+    assert third not in (first, second)
+    is_error(
+        await patch(
+            client,
+            {**owner.headers, "If-Match": second},
+            group["id"],
+            {"op": "replace", "path": "displayName", "value": "Tagged Again"},
+        ),
+        412,
+    )
     fresh = await patch(
         client,
-        {**owner.headers, "If-Match": second},
+        {**owner.headers, "If-Match": third},
         group["id"],
         {"op": "replace", "path": "displayName", "value": "Tagged Again"},
     )
     assert fresh.status_code == 204, fresh.text
+
+
+# --- concurrency and the size of one request ------------------------------------------------------
+
+
+async def _hold_user_then_the_owner_role(database: Database, user_id: str, write: Any) -> Any:
+    """Replays a native role change of `user_id` taking the owner role away, step by step:
+    another transaction locks that user (as set_roles does first); the group write starts
+    and must wait for that user holding no role, so the other transaction can still lock the
+    owner role (as ensure_another_active_owner does next). Returns the write's response."""
+    async with database.transaction() as other:
+        await other.execute(text("SET LOCAL lock_timeout = '3s'"))
+        await other.execute(select(User.id).where(User.public_id == user_id).with_for_update())
+        task = asyncio.create_task(write)
+        await asyncio.sleep(0.5)  # the group write is now waiting for that user
+        assert not task.done()
+        await other.execute(select(Role.id).where(Role.name == "owner").with_for_update())
+    return await task
+
+
+@postgres_only
+async def test_a_group_write_locks_its_members_before_any_role(
+    client: httpx.AsyncClient, owner: Account, directory: Directory, database: Database
+) -> None:
+    """A PATCH of the owner group adding X and removing Y held the owner role (granted to X)
+    while it waited for Y, whom a native role change had locked and wanted the owner role
+    for: a deadlock on PostgreSQL (500)."""
+    x = (await directory.create("xena"))["id"]
+    y = (await directory.create("yves", roles=["owner"]))["id"]
+    owners = await group_named(client, owner, "owner")
+    response = await _hold_user_then_the_owner_role(
+        database,
+        y,
+        patch(
+            client,
+            owner.headers,
+            owners["id"],
+            {"op": "add", "path": "members", "value": [{"value": x}]},
+            {"op": "remove", "path": f'members[value eq "{y}"]'},
+        ),
+    )
+    assert response.status_code == 204, response.text
+    assert await roles_of(client, owner, x) == ["owner", "user"]
+    assert await roles_of(client, owner, y) == ["user"]
+
+
+@postgres_only
+async def test_deleting_a_group_locks_its_holders_before_any_role(
+    client: httpx.AsyncClient, owner: Account, directory: Directory, database: Database
+) -> None:
+    """Deleting a group took the role from its holders one by one, each taking the plain
+    role and a share of the owner role held by an owner among them, while it waited for the
+    next holder."""
+    x = (await directory.create("xena", roles=["owner"]))["id"]
+    y = (await directory.create("yves", roles=["owner"]))["id"]
+    group = await make_group(client, owner, scim_group("Crew", x, y))
+    response = await _hold_user_then_the_owner_role(
+        database, y, client.delete(f"{SCIM}/Groups/{group['id']}", headers=owner.headers)
+    )
+    assert response.status_code == 204, response.text
+    assert await roles_of(client, owner, y) == ["owner"]
+
+
+@postgres_only
+async def test_a_group_write_locks_the_roles_it_moves_in_row_order(
+    client: httpx.AsyncClient, owner: Account, directory: Directory, database: Database
+) -> None:
+    """Adding A to crew locked crew; removing B, whose only role it was, then wanted the
+    plain role for B. A role change locking both in row order (user, then crew) held user
+    and wanted crew: a deadlock. Replayed: another transaction holds the plain role; the
+    group write must wait for it holding no role, so the other can still lock crew."""
+    crew = await make_group(client, owner, scim_group("Crew"))
+    a = (await directory.create("ayla"))["id"]
+    b = (await directory.create("bram", roles=["crew"]))["id"]
+    async with database.transaction() as other:
+        await other.execute(text("SET LOCAL lock_timeout = '3s'"))
+        await other.execute(select(Role.id).where(Role.name == "user").with_for_update())
+        task = asyncio.create_task(
+            patch(
+                client,
+                owner.headers,
+                crew["id"],
+                {"op": "add", "path": "members", "value": [{"value": a}]},
+                {"op": "remove", "path": f'members[value eq "{b}"]'},
+            )
+        )
+        await asyncio.sleep(0.5)  # the group write is now waiting for the plain role
+        assert not task.done()
+        await other.execute(select(Role.id).where(Role.name == "crew").with_for_update())
+    response = await task
+    assert response.status_code == 204, response.text
+    assert await roles_of(client, owner, a) == ["crew", "user"]
+    assert await roles_of(client, owner, b) == ["user"]
+
+
+@postgres_only
+async def test_a_role_change_that_waited_for_the_user_reads_their_roles_as_committed(
+    client: httpx.AsyncClient, owner: Account, directory: Directory, database: Database
+) -> None:
+    """A role change waiting for a user that a group write had locked read, once it had the
+    lock, the user's row as committed and their roles as before that write, in one
+    statement: it then deleted a role link already gone (StaleDataError, a 500)."""
+    y = (await directory.create("yves", roles=["owner"]))["id"]
+    async with database.transaction() as other:
+        await other.execute(text("SET LOCAL lock_timeout = '3s'"))
+        await user_actions.set_roles(other, actor=Actor.system("test"), user_id=y, roles=["admin"])
+        task = asyncio.create_task(
+            client.put(f"/api/v1/users/{y}/roles", json={"roles": ["user"]}, headers=owner.headers)
+        )
+        await asyncio.sleep(0.5)  # the native change is now waiting for yves
+        assert not task.done()
+    response = await task
+    assert response.status_code == 200, response.text
+    assert await roles_of(client, owner, y) == ["user"]
+
+
+async def test_a_group_write_and_native_role_changes_at_once(
+    client: httpx.AsyncClient, owner: Account, directory: Directory
+) -> None:
+    """Both sides for real, side by side: each request succeeds and the outcome is both."""
+    owners = await group_named(client, owner, "owner")
+    for round_ in range(6):
+        x = (await directory.create(f"x{round_}"))["id"]
+        y = (await directory.create(f"y{round_}", roles=["owner"]))["id"]
+        written, demoted = await asyncio.gather(
+            patch(
+                client,
+                owner.headers,
+                owners["id"],
+                {"op": "add", "path": "members", "value": [{"value": x}]},
+                {"op": "remove", "path": f'members[value eq "{y}"]'},
+            ),
+            client.put(f"/api/v1/users/{y}/roles", json={"roles": ["user"]}, headers=owner.headers),
+        )
+        assert written.status_code == 204, written.text
+        assert demoted.status_code == 200, demoted.text
+        assert await roles_of(client, owner, x) == ["owner", "user"]
+        assert await roles_of(client, owner, y) == ["user"]
+
+
+async def test_one_request_changes_at_most_so_many_members(
+    client: httpx.AsyncClient, owner: Account, database: Database, monkeypatch: Any
+) -> None:
+    """The changes are counted as they really are (a removal of every member, a PUT's
+    difference, a deletion's holders), not as the ids the request names; beyond the cap
+    the request is refused with nothing written."""
+    monkeypatch.setattr(role_actions, "MAX_MEMBER_CHANGES", 3)
+    monkeypatch.setattr("userdesk.http.scim.groups.MAX_MEMBER_CHANGES", 3)
+    ids = await people(client, owner, "ann", "bob", "cat", "dan", "eve")
+    group = await make_group(client, owner, scim_group("Big", *ids[:3]))
+    grown = await patch(
+        client, owner.headers, group["id"], {"op": "add", "path": "members", "value": ids[3:]}
+    )
+    assert grown.status_code == 204, grown.text
+    everyone = set(ids)
+    for refused in (
+        await patch(client, owner.headers, group["id"], {"op": "remove", "path": "members"}),
+        await patch(
+            client,
+            owner.headers,
+            group["id"],
+            {"op": "replace", "path": "members", "value": []},
+        ),
+        await client.put(
+            f"{SCIM}/Groups/{group['id']}", json=scim_group("Big", ids[0]), headers=owner.headers
+        ),
+        await client.delete(f"{SCIM}/Groups/{group['id']}", headers=owner.headers),
+    ):
+        detail = is_error(refused, 400, "tooMany")
+        assert "members" in detail and "smaller PATCH" in detail
+        assert member_ids(await read(client, owner, group["id"])) == everyone
+    # A PUT listing everyone but changing few is within the cap.
+    kept = await client.put(
+        f"{SCIM}/Groups/{group['id']}", json=scim_group("Big", *ids[:4]), headers=owner.headers
+    )
+    assert kept.status_code == 200, kept.text
+    assert member_ids(kept.json()) == set(ids[:4])
 
 
 # --- DELETE --------------------------------------------------------------------------------------
@@ -676,8 +953,11 @@ def _role_columns(connection: Any) -> set[str]:
     return {column["name"] for column in inspect(connection).get_columns("roles")}
 
 
-async def test_migration_0010_goes_down_and_up_again(database: Database) -> None:
+async def test_migration_0010_goes_down_and_up_again(database: Database, owner: Account) -> None:
+    """Down and up again: the new columns go and come back, filled; every role keeps its
+    holders (a rebuild of roles on SQLite would have run user_roles' ON DELETE CASCADE)."""
     new = {"public_id", "display_name", "display_name_key", "external_id", "version"}
+    olive = owner.id
     async with database.engine.connect() as connection:
         assert new <= await connection.run_sync(_role_columns)
         await connection.run_sync(_migrate, "0009", down=True)
@@ -690,9 +970,25 @@ async def test_migration_0010_goes_down_and_up_again(database: Database) -> None
                 "CURRENT_TIMESTAMP)"
             )
         )
+        await connection.execute(
+            text(
+                "INSERT INTO user_roles (user_id, role_id) SELECT u.id, r.id FROM users u, "
+                "roles r WHERE u.public_id = :user AND r.name = 'old-team'"
+            ),
+            {"user": olive},
+        )
         await connection.commit()
         await connection.run_sync(_migrate, "head")
         await connection.commit()
+        memberships = set(
+            await connection.execute(
+                text(
+                    "SELECT r.name FROM user_roles ur JOIN roles r ON r.id = ur.role_id "
+                    "JOIN users u ON u.id = ur.user_id WHERE u.public_id = :user"
+                ),
+                {"user": olive},
+            )
+        )
         rows = (
             await connection.execute(
                 text("SELECT name, public_id, display_name, display_name_key, version FROM roles")
@@ -703,6 +999,7 @@ async def test_migration_0010_goes_down_and_up_again(database: Database) -> None
     assert all(len(row.public_id) == 36 for row in rows)
     assert all(row.display_name == row.name == row.display_name_key for row in rows)
     assert all(row.version == 1 for row in rows)
+    assert {row.name for row in memberships} == {"owner", "old-team"}
 
 
 @pytest.mark.parametrize("path", ["displayName", f"{GROUP}:displayName"])

@@ -45,6 +45,14 @@ def fold(value: str) -> str:
     return nfc(nfc(value).casefold())
 
 
+def role_key(value: str) -> str:
+    """The comparison key of role names and display names, one namespace: NFKC, case
+    folded, NFKC again (Unicode's NFKC_Casefold, near enough), so fullwidth "ＯＷＮＥＲ" is
+    "owner". Look-alikes NFKC keeps apart (a dotted capital I, "Öwner", Cyrillic letters)
+    stay distinct."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
+
+
 def email_key(email: str) -> str:
     """The comparison key of a (validated, normalised) email address."""
     return email.lower()

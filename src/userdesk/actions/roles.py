@@ -7,19 +7,24 @@ import re
 import unicodedata
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from userdesk.actions import seats
 from userdesk.actions import users as user_actions
 from userdesk.actions.audit import AuditEvent, diff, record
 from userdesk.actions.context import Actor
-from userdesk.actions.inputs import ROLE_NAME_MAX, RoleCreate, RoleUpdate, fold
-from userdesk.actions.rules import flush_unique
+from userdesk.actions.inputs import ROLE_NAME_MAX, RoleCreate, RoleUpdate, role_key
+from userdesk.actions.rules import flush_unique, lock_roles_changing_hands, lock_users
 from userdesk.errors import BuiltInRole, Duplicate, InvalidInput, NotFound, RoleInUse
 from userdesk.models import Role, User, Workspace, user_roles
-from userdesk.security.permissions import Permission
+from userdesk.security.permissions import DEFAULT_BOT_ROLE, DEFAULT_HUMAN_ROLE, Permission
 from userdesk.services import services_of
+
+# Members one request may add or take away: each is a user locked, their roles changed and
+# an audit entry written, about 4 ms on SQLite, where the whole database waits for the one
+# writer. 1,000 keeps a request to a few seconds; providers send a few hundred at a time.
+MAX_MEMBER_CHANGES = 1_000
 
 
 def _valid_permissions(permissions: list[str]) -> list[str]:
@@ -49,11 +54,44 @@ def _fields(role: Role) -> dict[str, object]:
     }
 
 
-async def _ensure_display_name_free(session: AsyncSession, display_name: str) -> str:
-    key = fold(display_name)
-    if await session.scalar(select(Role.id).where(Role.display_name_key == key)) is not None:
-        raise Duplicate(f"a role named {display_name!r} already exists", field="display_name")
+# Names and display names are one namespace, compared by role_key: a display name may not
+# be another role's name, nor a name another role's display name, or "ops" could show for a
+# role other than ops, and a provider linking a group by displayName would find the wrong one.
+# A unique index holds each column alone; the cross check is a read, so two roles created at
+# the same moment could still cross (SCIM's writes are serialised by the workspace lock).
+
+
+async def _ensure_display_name_free(
+    session: AsyncSession, display_name: str, *, role_id: int | None = None
+) -> str:
+    key = role_key(display_name)
+    await _ensure_free(session, key, display_name, field="display_name", role_id=role_id)
     return key
+
+
+async def _ensure_name_free(
+    session: AsyncSession, name: str, *, role_id: int | None = None
+) -> None:
+    await _ensure_free(session, role_key(name), name, field="name", role_id=role_id)
+
+
+async def _ensure_free(
+    session: AsyncSession, key: str, wanted: str, *, field: str, role_id: int | None
+) -> None:
+    """Refuse `wanted` when another role is named or displayed as it (by `key`)."""
+    query = select(Role.name, Role.display_name).where(
+        or_(Role.display_name_key == key, Role.name == key)
+    )
+    if role_id is not None:
+        query = query.where(Role.id != role_id)
+    taken = (await session.execute(query.limit(1))).first()
+    if taken is None:
+        return
+    if taken.name == key:
+        raise Duplicate(f"a role named {taken.name} already exists", field=field)
+    raise Duplicate(
+        f"the role {taken.name} is already displayed as {taken.display_name!r}", field=field
+    )
 
 
 async def _slug_for(session: AsyncSession, display_name: str) -> str:
@@ -65,6 +103,11 @@ async def _slug_for(session: AsyncSession, display_name: str) -> str:
         slug = f"group-{slug}".rstrip("-")
     slug = slug[: ROLE_NAME_MAX - 8].rstrip("-")
     taken = set(await session.scalars(select(Role.name).where(Role.name.like(f"{slug}%"))))
+    taken.update(
+        await session.scalars(
+            select(Role.display_name_key).where(Role.display_name_key.like(f"{slug}%"))
+        )
+    )
     candidate, n = slug, 1
     while candidate in taken:
         n += 1
@@ -93,10 +136,8 @@ async def create_role(session: AsyncSession, *, actor: Actor, data: RoleCreate) 
     actor.require(Permission.ROLES_MANAGE)
     permissions = _valid_permissions(data.permissions)
     actor.require_all(permissions, doing="creating a role with these permissions")
-    if data.name is not None and (
-        await session.scalar(select(Role.id).where(Role.name == data.name)) is not None
-    ):
-        raise Duplicate(f"a role named {data.name} already exists", field="name")
+    if data.name is not None:
+        await _ensure_name_free(session, data.name)
     display_name = data.display_name if data.display_name is not None else data.name
     assert display_name is not None  # RoleCreate has one or the other
     key = await _ensure_display_name_free(session, display_name)
@@ -147,9 +188,15 @@ async def update_role(session: AsyncSession, *, actor: Actor, name: str, data: R
     role = await _lock_role(session, name)
     before = _fields(role)
     fields = data.model_fields_set
+    # The display name as it is, in another case ("Admin" for admin, as a provider that
+    # linked the group by displayName sends it back): no change, the stored one kept.
+    same_display_name = data.display_name is not None and (
+        role_key(data.display_name) == role.display_name_key
+    )
     if role.built_in:
         # Only the external id (an identity provider's handle on the group) may change.
-        changed = next(iter(sorted(_changes(role, data) - {"external_id"})), None)
+        kept = {"external_id", "display_name"} if same_display_name else {"external_id"}
+        changed = next(iter(sorted(_changes(role, data) - kept)), None)
         if changed is not None:
             what = changed.replace("_", " ")
             raise BuiltInRole(
@@ -170,22 +217,18 @@ async def update_role(session: AsyncSession, *, actor: Actor, name: str, data: R
         "display_name" in fields
         and data.display_name is not None
         and data.display_name != role.display_name
+        and not role.built_in
     ):
-        key = fold(data.display_name)
-        if key != role.display_name_key:
-            await _ensure_display_name_free(session, data.display_name)
+        key = await _ensure_display_name_free(session, data.display_name, role_id=role.id)
         role.display_name = data.display_name
         role.display_name_key = key
     if "name" in fields and data.name is not None and data.name != role.name:
-        if await session.scalar(select(Role.id).where(Role.name == data.name)) is not None:
-            raise Duplicate(f"a role named {data.name} already exists", field="name")
+        await _ensure_name_free(session, data.name, role_id=role.id)
         assert workspace is not None
         settings_change = _rename_in_settings(workspace, role.name, data.name)
         if "display_name" not in fields and role.display_name == role.name:
             # A display name nobody set apart from the name follows it.
-            key = fold(data.name)
-            if key != role.display_name_key:
-                await _ensure_display_name_free(session, data.name)
+            key = await _ensure_display_name_free(session, data.name, role_id=role.id)
             role.display_name, role.display_name_key = data.name, key
         role.name = data.name
     else:
@@ -249,6 +292,15 @@ async def delete_role(session: AsyncSession, *, actor: Actor, name: str) -> None
     )
 
 
+def roles_moved_with(role: Role, *, losing: bool) -> list[str]:
+    """The roles that granting or taking `role` from several users may lock: the role, and
+    the plain ones revoke_role gives someone left with none. A change of many members locks
+    them all first, in row order, after the users: taken member by member, in whatever
+    order the members need them, they would deadlock with a role change locking the same
+    roles in row order."""
+    return [role.name, DEFAULT_HUMAN_ROLE, DEFAULT_BOT_ROLE] if losing else [role.name]
+
+
 async def delete_role_taking_it_from_holders(
     session: AsyncSession, *, actor: Actor, name: str
 ) -> None:
@@ -263,12 +315,24 @@ async def delete_role_taking_it_from_holders(
         raise NotFound(f"no role named {name}")
     if role.built_in:
         raise BuiltInRole(f"{role.name} is a built-in role and cannot be deleted", field="name")
-    holders = await session.scalars(
-        select(User.public_id)
-        .join(user_roles, user_roles.c.user_id == User.id)
-        .where(user_roles.c.role_id == role.id)
-        .order_by(User.id)
+    holders = list(
+        await session.scalars(
+            select(User.public_id)
+            .join(user_roles, user_roles.c.user_id == User.id)
+            .where(user_roles.c.role_id == role.id)
+            .order_by(User.id)
+        )
     )
-    for public_id in list(holders):
+    if len(holders) > MAX_MEMBER_CHANGES:
+        raise InvalidInput.one(
+            "members",
+            "tooMany",
+            f"{len(holders)} users hold the role {role.name}; at most {MAX_MEMBER_CHANGES} "
+            "can lose it in one request: take it from some of them first "
+            "(over SCIM, remove members in smaller PATCH requests)",
+        )
+    await lock_users(session, holders)
+    await lock_roles_changing_hands(session, roles_moved_with(role, losing=bool(holders)))
+    for public_id in holders:
         await user_actions.revoke_role(session, actor=actor, user_id=public_id, role=name)
     await delete_role(session, actor=actor, name=name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,14 +21,21 @@ def permissions_of(roles: Iterable[Role]) -> frozenset[str]:
 
 async def lock_user(session: AsyncSession, public_id: str) -> User:
     """Load a user with their roles and lock the row until the transaction ends."""
-    # One statement: the user's row locked (FOR UPDATE OF users only; the joined roles and
-    # creator are read, not locked), their roles and their creator.
+    # The row locked first, then the user read with their roles and creator in a statement
+    # of its own: on PostgreSQL a locking statement that waited for a concurrent change sees
+    # the user's row as committed but the joined rows (their roles) as they were before it,
+    # and writing roles from that stale list failed (StaleDataError) or undid the change.
+    locked = await session.scalar(
+        select(User.id).where(User.public_id == public_id).with_for_update()
+    )
+    if locked is None:
+        raise NotFound(f"no user with id {public_id}")
     user = (
         (
             await session.scalars(
-                user_joined(select(User).where(User.public_id == public_id))
-                .with_for_update(of=User)
-                .execution_options(populate_existing=True)
+                user_joined(select(User).where(User.id == locked)).execution_options(
+                    populate_existing=True
+                )
             )
         )
         .unique()
@@ -55,6 +62,48 @@ def ensure_roles_fit(user_type: UserType, roles: Iterable[Role]) -> None:
     """Owners answer for the workspace: a bot, which takes no seat, cannot be one."""
     if user_type is UserType.BOT and any(role.name == OWNER for role in roles):
         raise InvalidInput.one("roles", "bot_owner", "a bot cannot hold the owner role")
+
+
+async def lock_users(session: AsyncSession, public_ids: Iterable[str]) -> None:
+    """Lock several users' rows in one statement, in row order, before acting on them one by
+    one. An action on each locks its user, then (share-)locks that user's roles: taken user
+    by user, a change of many members would hold a role while waiting for the next user,
+    against the order workspace, users, roles, and deadlock with a role change of that user
+    (which locks the user, then the owner role). Locked here first, the later user locks
+    never wait."""
+    ids = sorted(set(public_ids))
+    if ids:
+        await session.execute(
+            select(User.id).where(User.public_id.in_(ids)).order_by(User.id).with_for_update()
+        )
+
+
+async def lock_roles_changing_hands(session: AsyncSession, names: Iterable[str]) -> dict[str, Role]:
+    """Lock the roles a user gains or loses (FOR UPDATE, in row order, in one statement), as
+    their membership count is raised (count_membership_changes). Exclusive from the start:
+    a share lock raised later to an exclusive one deadlocks with a second change of the same
+    role that took its share lock meanwhile. A concurrent delete_role waits for us too."""
+    wanted = sorted(set(names))
+    if not wanted:
+        return {}
+    locked = await session.scalars(
+        select(Role).where(Role.name.in_(wanted)).order_by(Role.id).with_for_update()
+    )
+    return {role.name: role for role in locked}
+
+
+async def count_membership_changes(session: AsyncSession, roles: Iterable[Role]) -> None:
+    """Raise the version of each role someone gained or lost (locked by
+    lock_roles_changing_hands): a group's ETag comes from it, and a digest of the holders
+    cannot tell every two sets of members apart."""
+    ids = sorted({role.id for role in roles})
+    if ids:
+        await session.execute(
+            update(Role)
+            .where(Role.id.in_(ids))
+            .values(version=Role.version + 1)
+            .execution_options(synchronize_session="fetch")
+        )
 
 
 async def roles_named(session: AsyncSession, names: Iterable[str], *, field: str) -> list[Role]:

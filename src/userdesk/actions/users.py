@@ -23,13 +23,14 @@ from userdesk.actions.inputs import (
 from userdesk.actions.outbox import enqueue_email
 from userdesk.actions.passwords import check_password, end_access, store_password
 from userdesk.actions.rules import (
+    count_membership_changes,
     ensure_another_active_owner,
     ensure_can_act_on,
     ensure_can_grant,
     ensure_roles_fit,
     flush_unique,
+    lock_roles_changing_hands,
     lock_user,
-    roles_named,
 )
 from userdesk.errors import Conflict, Duplicate, InvalidInput, PermissionDenied
 from userdesk.models import (
@@ -213,13 +214,19 @@ async def _create(
     # The workspace before the roles: the lock order every action keeps (workspace, users,
     # roles), or this would deadlock with a deactivation that locks the owner role.
     workspace = await seats.lock_workspace(session)
-    roles = await roles_named(session, data.roles or [default_role], field="roles")
+    wanted = list(dict.fromkeys(data.roles or [default_role]))
+    granted = await lock_roles_changing_hands(session, wanted)
+    unknown = [n for n in wanted if n not in granted]
+    if unknown:
+        raise InvalidInput.one("roles", "unknown_role", f"unknown role: {', '.join(unknown)}")
+    roles = [granted[n] for n in wanted]
     ensure_can_grant(actor, roles)
     ensure_roles_fit(data.type, roles)
     if seats.takes_seat(status, data.type):
         await seats.ensure_free_seat(session, workspace)
     if data.password:
         await check_password(session, data.password, username=data.username, email=data.email)
+    await count_membership_changes(session, roles)
 
     now = services.clock.now()
     user = User(
@@ -424,19 +431,25 @@ async def set_roles(session: AsyncSession, *, actor: Actor, user_id: str, roles:
         raise InvalidInput.one("roles", "required", "a user needs at least one role")
     user = await lock_user(session, user_id)
     ensure_can_act_on(actor, user, doing="changing the roles of")
-    new_roles = await roles_named(session, roles, field="roles")
+    held = {r.name: r for r in user.roles}
+    wanted = list(dict.fromkeys(roles))
+    # The roles kept are held already (a deletion waits for this user's lock): read, not locked.
+    changing = await lock_roles_changing_hands(session, set(wanted) ^ set(held))
+    unknown = [n for n in wanted if n not in changing and n not in held]
+    if unknown:
+        raise InvalidInput.one("roles", "unknown_role", f"unknown role: {', '.join(unknown)}")
+    new_roles = [changing.get(n) or held[n] for n in wanted]
     ensure_roles_fit(user.type, new_roles)
-    old_names = {r.name for r in user.roles}
-    new_names = {r.name for r in new_roles}
+    old_names = set(held)
+    new_names = set(wanted)
     if old_names == new_names:
         return user
-    changed = [r for r in new_roles if r.name not in old_names] + [
-        r for r in user.roles if r.name not in new_names
-    ]
+    changed = list(changing.values())
     ensure_can_grant(actor, changed)
     if OWNER not in new_names:
         await ensure_another_active_owner(session, user, doing="removing the owner role")
     before = sorted(old_names)
+    await count_membership_changes(session, changed)
     user.roles = new_roles
     user.updated_at = services_of(session).clock.now()
     await session.flush()
@@ -547,6 +560,8 @@ async def delete_user(session: AsyncSession, *, actor: Actor, user_id: str) -> N
         .where(User.manager_id == user.id)
         .values(manager_id=None, version=User.version + 1)
     )
+    await lock_roles_changing_hands(session, [r.name for r in user.roles])
+    await count_membership_changes(session, user.roles)
     await ensure_another_active_owner(session, user, doing="deleting this user")
     final = snapshot(user)
     final["roles"] = [r.name for r in user.roles]

@@ -89,7 +89,8 @@ class Role(Base):
     built_in: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # Raised by every change of the row (see bump_role_version): part of a group's ETag.
+    # Raised by every change of the row (see bump_role_version) and for every user gaining
+    # or losing the role (rules.count_membership_changes): a group's ETag.
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     __table_args__ = (

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from userdesk.actions.context import Actor
-from userdesk.actions.inputs import email_key, fold
+from userdesk.actions.inputs import email_key, fold, role_key
 from userdesk.errors import InvalidInput, NotFound
 from userdesk.models import Role, User, UserStatus, user_roles
 from userdesk.queries.loading import user_joined
@@ -93,7 +93,9 @@ USER_ATTRIBUTES: dict[tuple[str, str, str | None], Attribute] = {
     (CORE_USER, "meta", "created"): Attribute(User.created_at, "datetime"),
     (CORE_USER, "meta", "lastmodified"): Attribute(User.updated_at, "datetime"),
     (CORE_USER, "groups", "value"): Attribute(Role.public_id, case_exact=True, sortable=False),
-    (CORE_USER, "groups", "display"): Attribute(Role.display_name_key, folded=fold, sortable=False),
+    (CORE_USER, "groups", "display"): Attribute(
+        Role.display_name_key, folded=role_key, sortable=False
+    ),
     (ENTERPRISE_USER, "employeenumber", None): Attribute(User.employee_number),
     (ENTERPRISE_USER, "department", None): Attribute(User.department),
     (ENTERPRISE_USER, "organization", None): Attribute(User.organization),
@@ -106,7 +108,7 @@ USER_ATTRIBUTES: dict[tuple[str, str, str | None], Attribute] = {
 GROUP_ATTRIBUTES: dict[tuple[str, str, str | None], Attribute] = {
     (CORE_GROUP, "id", None): Attribute(Role.public_id, case_exact=True),
     (CORE_GROUP, "externalid", None): Attribute(Role.external_id, case_exact=True),
-    (CORE_GROUP, "displayname", None): Attribute(Role.display_name_key, folded=fold),
+    (CORE_GROUP, "displayname", None): Attribute(Role.display_name_key, folded=role_key),
     (CORE_GROUP, "meta", "created"): Attribute(Role.created_at, "datetime"),
     (CORE_GROUP, "meta", "lastmodified"): Attribute(Role.updated_at, "datetime"),
     (CORE_GROUP, "members", "value"): Attribute(User.public_id, case_exact=True, sortable=False),
@@ -435,23 +437,6 @@ async def group_members(session: AsyncSession, role_ids: list[int]) -> dict[int,
     for role_id, public_id in rows:
         members[role_id].append(public_id)
     return members
-
-
-async def membership_digests(session: AsyncSession, role_ids: list[int]) -> dict[int, str]:
-    """A digest of each role's holders (their count and the sum of their row ids), read from
-    the role's index alone: it changes when a member comes or goes, so it goes into the
-    group's ETag without reading the members themselves."""
-    digests = dict.fromkeys(role_ids, "0.0")
-    if not role_ids:
-        return digests
-    rows = await session.execute(
-        select(user_roles.c.role_id, func.count(), func.sum(user_roles.c.user_id))
-        .where(user_roles.c.role_id.in_(role_ids))
-        .group_by(user_roles.c.role_id)
-    )
-    for role_id, holders, total in rows:
-        digests[role_id] = f"{holders}.{total or 0}"
-    return digests
 
 
 async def users_among(

@@ -7,7 +7,8 @@ its displayName is the role's display name, unique whatever its case. A group cr
 SCIM is a role with no permissions, named (its slug) after the displayName. Adding a member
 grants the role (grant_role), removing one takes it away (revoke_role: someone left with no
 role gets the plain one). Built-in roles are groups too: their members change, their
-displayName does not. Deleting a group takes the role from everyone, then deletes it.
+displayName does not (but for its case). Deleting a group takes the role from everyone,
+then deletes it.
 
 Members are read and changed by id, never loaded as users: PATCH changes only the members
 it names, and answers 204 unless asked for attributes; `excludedAttributes=members` skips
@@ -17,7 +18,6 @@ them altogether.
 from __future__ import annotations
 
 import re
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,7 @@ from userdesk.actions import roles as role_actions
 from userdesk.actions import users as user_actions
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import RoleCreate, RoleUpdate
+from userdesk.actions.rules import lock_roles_changing_hands, lock_users
 from userdesk.actions.seats import lock_workspace
 from userdesk.db import Database
 from userdesk.errors import InvalidInput, NotFound
@@ -72,18 +73,30 @@ router = APIRouter(prefix=f"{PREFIX}/Groups", tags=["scim"], include_in_schema=F
 
 GROUP_URN = str(Group.__schema__)
 PATCH_URN = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-# Members one request may name: a provider sends a few hundred at a time.
-MAX_MEMBER_CHANGES = 10_000
+MAX_MEMBER_CHANGES = role_actions.MAX_MEMBER_CHANGES
+# Members a PUT may list: the group as it should be, most of them usually unchanged.
+MAX_MEMBERS_LISTED = 10_000
+
+
+def too_many(count: int) -> InvalidInput:
+    return InvalidInput.one(
+        "members",
+        "tooMany",
+        f"this request would add or remove {count} members; at most {MAX_MEMBER_CHANGES} "
+        "in one request: send the changes in smaller PATCH requests",
+    )
+
 
 # --- representation -------------------------------------------------------------------------
 
 
-def group_etag(role: Role, digest: str) -> str:
-    """The role's row version and a digest of its holders (see membership_digests)."""
-    return etag(f"{role.version}.{zlib.crc32(digest.encode()):08x}")
+def group_etag(role: Role) -> str:
+    """The role's version: raised by every change of the role and by every member it gains
+    or loses (rules.count_membership_changes)."""
+    return etag(str(role.version))
 
 
-def to_scim(role: Role, base: str, digest: str, members: list[str] | None) -> Group:
+def to_scim(role: Role, base: str, members: list[str] | None) -> Group:
     return Group(
         id=role.public_id,
         external_id=role.external_id,
@@ -99,7 +112,7 @@ def to_scim(role: Role, base: str, digest: str, members: list[str] | None) -> Gr
             created=role.created_at,
             last_modified=role.updated_at,
             location=f"{base}/Groups/{role.public_id}",
-            version=group_etag(role, digest),
+            version=group_etag(role),
         ),
     )
 
@@ -130,14 +143,13 @@ async def _answer(
     session: AsyncSession, request: Request, role: Role, search: Any, status: int = 200
 ) -> JSONResponse:
     base = base_url(request)
-    digest = (await scim_queries.membership_digests(session, [role.id]))[role.id]
     members = None
     if wants_members(search):
         members = (await scim_queries.group_members(session, [role.id]))[role.id]
-    body = to_scim(role, base, digest, members).model_dump(
+    body = to_scim(role, base, members).model_dump(
         scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=search
     )
-    headers = {"ETag": group_etag(role, digest)}
+    headers = {"ETag": group_etag(role)}
     if status == 201:
         headers["Location"] = f"{base}/Groups/{role.public_id}"
     return scim_response(body, status, headers)
@@ -153,8 +165,7 @@ async def _group_for_update(session: AsyncSession, request: Request, group_id: s
     )
     if role is None:
         raise NotFound(f"no group with id {group_id}")
-    digest = (await scim_queries.membership_digests(session, [role.id]))[role.id]
-    check_if_match(request, group_etag(role, digest))
+    check_if_match(request, group_etag(role))
     return role
 
 
@@ -327,9 +338,7 @@ def patch_changes(body: dict[str, Any]) -> Changes:
             continue
         _apply_to(changes, op, _attribute(path), value, has_value=has_value)
     if changes.count() > MAX_MEMBER_CHANGES:
-        raise InvalidInput.one(
-            "members", "tooMany", f"at most {MAX_MEMBER_CHANGES} members in one request"
-        )
+        raise too_many(changes.count())
     return changes
 
 
@@ -339,10 +348,12 @@ def _resource(body: dict[str, Any], context: Context) -> Group:
 
 
 def _resource_members(body: dict[str, Any]) -> list[str]:
+    """The members a PUT or POST lists: a whole group, so more than the changes one request
+    may make (those are counted once known), but not without end."""
     members = _member_ids(body.get("members"))
-    if len(members) > MAX_MEMBER_CHANGES:
+    if len(members) > MAX_MEMBERS_LISTED:
         raise InvalidInput.one(
-            "members", "tooMany", f"at most {MAX_MEMBER_CHANGES} members in one request"
+            "members", "tooMany", f"at most {MAX_MEMBERS_LISTED} members in one request"
         )
     return members
 
@@ -367,9 +378,17 @@ async def _change_members(
             "members.value", "invalidValue", f"no user with id {', '.join(sorted(unknown))}"
         )
     held = await scim_queries.users_among(session, sorted(add | remove), holding=role.id)
-    for user_id in sorted(add - held):
+    gaining, losing = add - held, remove & held
+    # The real work, counted after a replacement or a removal of them all too.
+    if len(gaining) + len(losing) > MAX_MEMBER_CHANGES:
+        raise too_many(len(gaining) + len(losing))
+    await lock_users(session, gaining | losing)
+    await lock_roles_changing_hands(
+        session, role_actions.roles_moved_with(role, losing=bool(losing))
+    )
+    for user_id in sorted(gaining):
         await user_actions.grant_role(session, actor=actor, user_id=user_id, role=role.name)
-    for user_id in sorted(remove & held):
+    for user_id in sorted(losing):
         await user_actions.revoke_role(session, actor=actor, user_id=user_id, role=role.name)
 
 
@@ -407,11 +426,10 @@ async def _listing(
             count=count,
         )
         ids = [role.id for role in found.groups]
-        digests = await scim_queries.membership_digests(session, ids)
         members = await scim_queries.group_members(session, ids) if wants_members(search) else {}
     base = base_url(request)
     resources = [
-        to_scim(role, base, digests[role.id], members.get(role.id)).model_dump(
+        to_scim(role, base, members.get(role.id)).model_dump(
             scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=search
         )
         for role in found.groups
@@ -465,8 +483,7 @@ async def get_group(
     search = _search(dict(request.query_params))
     async with database.reader() as session:
         role = await scim_queries.get_group(session, viewer=actor, group_id=group_id)
-        digest = (await scim_queries.membership_digests(session, [role.id]))[role.id]
-        tag = group_etag(role, digest)
+        tag = group_etag(role)
         if tag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
             return Response(status_code=304, headers={"ETag": tag})
         return await _answer(session, request, role, search)
@@ -507,8 +524,7 @@ async def patch_group(
         if "attributes" in params or "excludedAttributes" in params:
             return await _answer(session, request, role, search)
         # RFC 7644 §3.5.2: 204 rather than every member of a large group, each time.
-        digest = (await scim_queries.membership_digests(session, [role.id]))[role.id]
-        return Response(status_code=204, headers={"ETag": group_etag(role, digest)})
+        return Response(status_code=204, headers={"ETag": group_etag(role)})
 
 
 @router.delete("/{group_id}", status_code=204)

@@ -65,7 +65,14 @@ _STATUS: tuple[tuple[type[DomainError], int, str | None], ...] = (
     (TooManyAttempts, 429, None),
 )
 # scimType values an InvalidInput may carry as its code (from the filter translation).
-_SCIM_TYPES = {"invalidFilter", "invalidPath", "invalidSyntax", "invalidValue", "noTarget"}
+_SCIM_TYPES = {
+    "invalidFilter",
+    "invalidPath",
+    "invalidSyntax",
+    "invalidValue",
+    "noTarget",
+    "tooMany",
+}
 
 
 def scim_response(

@@ -117,8 +117,9 @@ class RoleForm:
             "description": self.description,
             "permissions": self.permissions,
         }
-        if self.display_name:
-            fields["display_name"] = self.display_name
+        # Blank is "the same as the name", as the hint says: sent as the name, so a display
+        # name set apart before is reset and follows renames again.
+        fields["display_name"] = self.display_name or self.name
         return fields
 
 

@@ -27,9 +27,9 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def _fold(value: str) -> str:
-    """actions.inputs.fold as of this revision (a migration keeps its own copy)."""
-    nfc = unicodedata.normalize("NFC", value)
-    return unicodedata.normalize("NFC", nfc.casefold())
+    """actions.inputs.role_key as of this revision (a migration keeps its own copy)."""
+    nfkc = unicodedata.normalize("NFKC", value)
+    return unicodedata.normalize("NFKC", nfkc.casefold())
 
 
 def upgrade() -> None:
