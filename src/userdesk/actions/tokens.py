@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from userdesk.actions.audit import AuditEvent, record_for_user
 from userdesk.actions.context import Actor
 from userdesk.actions.inputs import TokenCreate, fold
-from userdesk.actions.rules import ensure_can_act_on, permissions_of
-from userdesk.errors import InvalidInput, NotFound, PermissionDenied
+from userdesk.actions.rules import ensure_can_act_on, lock_user, permissions_of
+from userdesk.errors import Duplicate, InvalidInput, NotFound, PermissionDenied
 from userdesk.models import ApiToken, User, UserStatus, UserType
 from userdesk.security.permissions import ALL_PERMISSIONS, Permission
 from userdesk.security.randomness import token_digest
@@ -175,6 +175,59 @@ async def revoke_token(
             changes={"token_name": {"before": token.name, "after": None}},
         )
     return token
+
+
+async def _own_live_tokens_named(session: AsyncSession, actor: Actor, name: str) -> list[ApiToken]:
+    """The actor's unrevoked, unexpired tokens of this name, their user's row locked first:
+    two calls at once must not both find the name free."""
+    assert actor.public_id is not None
+    user = await lock_user(session, actor.public_id)
+    now = services_of(session).clock.now()
+    return list(
+        await session.scalars(
+            select(ApiToken).where(
+                ApiToken.user_id == user.id,
+                ApiToken.name == name,
+                ApiToken.revoked_at.is_(None),
+                or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
+            )
+        )
+    )
+
+
+async def create_uniquely_named_token(
+    session: AsyncSession, *, actor: Actor, name: str
+) -> tuple[ApiToken, str]:
+    """A token for the actor under a name none of their live tokens has: for clients that
+    address tokens by name (Rocket.Chat's)."""
+    if await _own_live_tokens_named(session, actor, name):
+        raise Duplicate(f"a token named {name!r} already exists", field="name")
+    return await create_token(session, actor=actor, user_id=actor.public_id, name=name)
+
+
+async def revoke_tokens_named(session: AsyncSession, *, actor: Actor, name: str) -> ApiToken:
+    """Revoke the actor's live tokens of this name; returns one of them."""
+    named = await _own_live_tokens_named(session, actor, name)
+    if not named:
+        raise NotFound(f"no token named {name!r}")
+    for token in named:
+        await revoke_token(session, actor=actor, token_id=token.public_id)
+    return named[0]
+
+
+async def renew_token_named(
+    session: AsyncSession, *, actor: Actor, name: str
+) -> tuple[ApiToken, str]:
+    """A new secret for the actor's token of this name, with its permissions and expiry."""
+    old = await revoke_tokens_named(session, actor=actor, name=name)
+    return await create_token(
+        session,
+        actor=actor,
+        user_id=actor.public_id,
+        name=name,
+        permissions=old.permissions,
+        expires_at=old.expires_at,
+    )
 
 
 async def note_token_use(session: AsyncSession, *, token_id: int, at: datetime) -> None:

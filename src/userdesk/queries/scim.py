@@ -334,6 +334,19 @@ def _sort_column(kind: _Kind, path: AttrPath) -> Any:
     return func.lower(found.column)
 
 
+async def _total(session: AsyncSession, model: Any, conditions: list[Any]) -> int:
+    return (await session.scalar(select(func.count()).select_from(model).where(*conditions))) or 0
+
+
+def _page_order(order: Any, descending: bool, row_id: Any) -> list[Any]:
+    """`order`, then the row id, both one way; rows without the attribute come last either
+    way, on both databases."""
+    ordering = [
+        (c.desc() if descending else c.asc()).nulls_last() for c in (order,) if order is not None
+    ]
+    return [*ordering, row_id.desc() if descending else row_id.asc()]
+
+
 @dataclass(frozen=True)
 class UserSlice:
     total: int
@@ -356,17 +369,13 @@ async def search_users(
     conditions = [visible_users(viewer)]
     if condition is not None:
         conditions.append(condition)
-    total = (await session.scalar(select(func.count()).select_from(User).where(*conditions))) or 0
+    total = await _total(session, User, conditions)
     if count == 0 or start >= total:
         return UserSlice(total, [])
-    # Users without the attribute come last either way, on both databases.
-    ordering = [
-        (c.desc() if descending else c.asc()).nulls_last() for c in (order,) if order is not None
-    ]
     ids = (
         select(User.id)
         .where(*conditions)
-        .order_by(*ordering, User.id.desc() if descending else User.id.asc())
+        .order_by(*_page_order(order, descending, User.id))
         .offset(start)
         .limit(count)
     )
@@ -398,16 +407,13 @@ async def search_groups(
     """Roles as SCIM groups, as search_users does users (without their members)."""
     viewer.require(Permission.USERS_READ)
     conditions = [condition] if condition is not None else []
-    total = (await session.scalar(select(func.count()).select_from(Role).where(*conditions))) or 0
+    total = await _total(session, Role, conditions)
     if count == 0 or start >= total:
         return GroupSlice(total, [])
-    ordering = [
-        (c.desc() if descending else c.asc()).nulls_last() for c in (order,) if order is not None
-    ]
     found = await session.scalars(
         select(Role)
         .where(*conditions)
-        .order_by(*ordering, Role.id.desc() if descending else Role.id.asc())
+        .order_by(*_page_order(order, descending, Role.id))
         .offset(start)
         .limit(count)
     )

@@ -23,8 +23,7 @@ from userdesk.actions.inputs import (
     UserCreate,
     UserUpdate,
 )
-from userdesk.actions.rules import lock_user
-from userdesk.errors import InvalidInput
+from userdesk.errors import Duplicate, InvalidInput, NotFound
 from userdesk.http.api.avatars import avatar_response
 from userdesk.http.deps import DatabaseDep
 from userdesk.http.rocketchat.protocol import (
@@ -400,14 +399,9 @@ def _token_name(body: dict[str, Any]) -> str:
     return TokenCreate.model_validate({"name": body.get("tokenName")}).name
 
 
-async def _live_tokens(session: AsyncSession, actor: Actor, *, lock: bool = True) -> list[ApiToken]:
-    """The caller's tokens still in use. Changes lock their user's row first: Rocket.Chat
-    names tokens uniquely, and two calls at once must not both make one of the same name."""
+async def _live_tokens(session: AsyncSession, actor: Actor) -> list[ApiToken]:
     assert actor.public_id is not None
-    if lock:
-        owner = await lock_user(session, actor.public_id)
-    else:
-        owner = await token_queries.token_owner(session, viewer=actor, user_id=actor.public_id)
+    owner = await token_queries.token_owner(session, viewer=actor, user_id=actor.public_id)
     now = services_of(session).clock.now()
     tokens = await token_queries.list_tokens(session, viewer=actor, user=owner)
     return [
@@ -420,15 +414,15 @@ async def generate_token(request: Request, actor: RocketChatActor, database: Dat
     """A personal access token for the caller, used as X-Auth-Token with their X-User-Id
     (`bypassTwoFactor` is accepted: tokens never ask for a second factor)."""
     name = _token_name(await body_of(request))
-    async with database.transaction() as session:
-        live = await _live_tokens(session, actor)
-        if any(t.name == name for t in live):
-            raise RocketChatError(
-                "error-token-already-exists", "A token with this name already exists"
+    try:
+        async with database.transaction() as session:
+            _, secret = await token_actions.create_uniquely_named_token(
+                session, actor=actor, name=name
             )
-        _, secret = await token_actions.create_token(
-            session, actor=actor, user_id=actor.public_id, name=name
-        )
+    except Duplicate:
+        raise RocketChatError(
+            "error-token-already-exists", "A token with this name already exists"
+        ) from None
     return ok(token=secret)
 
 
@@ -436,7 +430,7 @@ async def generate_token(request: Request, actor: RocketChatActor, database: Dat
 async def list_tokens(actor: RocketChatActor, database: DatabaseDep) -> Any:
     """`lastTokenPart` holds the first characters of the token: userdesk keeps those."""
     async with database.reader() as session:
-        live = await _live_tokens(session, actor, lock=False)
+        live = await _live_tokens(session, actor)
     return ok(
         tokens=[
             {
@@ -450,36 +444,28 @@ async def list_tokens(actor: RocketChatActor, database: DatabaseDep) -> Any:
     )
 
 
-async def _revoke_named(session: AsyncSession, actor: Actor, name: str) -> ApiToken:
-    """Revoke the caller's live token of this name; returns it."""
-    named = [t for t in await _live_tokens(session, actor) if t.name == name]
-    if not named:
-        raise RocketChatError("error-token-does-not-exists", "Token does not exist")
-    for token in named:
-        await token_actions.revoke_token(session, actor=actor, token_id=token.public_id)
-    return named[0]
+def _no_such_token() -> RocketChatError:
+    return RocketChatError("error-token-does-not-exists", "Token does not exist")
 
 
 @router.post("/users.regeneratePersonalAccessToken")
 async def regenerate_token(request: Request, actor: RocketChatActor, database: DatabaseDep) -> Any:
     """A new secret for the named token, keeping its permissions and its expiry."""
     name = _token_name(await body_of(request))
-    async with database.transaction() as session:
-        old = await _revoke_named(session, actor, name)
-        _, secret = await token_actions.create_token(
-            session,
-            actor=actor,
-            user_id=actor.public_id,
-            name=name,
-            permissions=old.permissions,
-            expires_at=old.expires_at,
-        )
+    try:
+        async with database.transaction() as session:
+            _, secret = await token_actions.renew_token_named(session, actor=actor, name=name)
+    except NotFound:
+        raise _no_such_token() from None
     return ok(token=secret)
 
 
 @router.post("/users.removePersonalAccessToken")
 async def remove_token(request: Request, actor: RocketChatActor, database: DatabaseDep) -> Any:
     name = _token_name(await body_of(request))
-    async with database.transaction() as session:
-        await _revoke_named(session, actor, name)
+    try:
+        async with database.transaction() as session:
+            await token_actions.revoke_tokens_named(session, actor=actor, name=name)
+    except NotFound:
+        raise _no_such_token() from None
     return ok()

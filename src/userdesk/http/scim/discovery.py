@@ -23,7 +23,6 @@ from scim2_models import (
     ETag,
     Filter,
     Group,
-    ListResponse,
     Meta,
     Patch,
     Required,
@@ -37,7 +36,13 @@ from scim2_models import (
 from scim2_models.resources.schema import Attribute
 
 from userdesk.errors import NotFound
-from userdesk.http.scim.protocol import PREFIX, ScimActor, scim_error, scim_response
+from userdesk.http.scim.protocol import (
+    PREFIX,
+    ScimActor,
+    list_response,
+    scim_error,
+    scim_response,
+)
 from userdesk.queries.scim import MAX_COUNT
 
 ScimUser = User[EnterpriseUser]
@@ -184,16 +189,6 @@ async def get_service_provider_config(request: Request, _actor: ScimActor) -> JS
     return scim_response(config.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE))
 
 
-def _listing(documents: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "schemas": [str(ListResponse.__schema__)],
-        "totalResults": len(documents),
-        "startIndex": 1,
-        "itemsPerPage": len(documents),
-        "Resources": documents,
-    }
-
-
 def _resource_type(request: Request, name: str) -> dict[str, Any]:
     document = RESOURCE_TYPES.get(name)
     if document is None:
@@ -210,7 +205,8 @@ def _schema_document(request: Request, schema_id: str) -> dict[str, Any]:
 
 @router.get("/ResourceTypes")
 async def list_resource_types(request: Request, _actor: ScimActor) -> JSONResponse:
-    return scim_response(_listing([_resource_type(request, name) for name in RESOURCE_TYPES]))
+    documents = [_resource_type(request, name) for name in RESOURCE_TYPES]
+    return list_response(documents, total=len(documents))
 
 
 @router.get("/ResourceTypes/{name}")
@@ -220,7 +216,8 @@ async def get_resource_type(name: str, request: Request, _actor: ScimActor) -> J
 
 @router.get("/Schemas")
 async def list_schemas(request: Request, _actor: ScimActor) -> JSONResponse:
-    return scim_response(_listing([_schema_document(request, s) for s in SCHEMAS]))
+    documents = [_schema_document(request, s) for s in SCHEMAS]
+    return list_response(documents, total=len(documents))
 
 
 @router.get("/Schemas/{schema_id}")

@@ -60,6 +60,7 @@ from userdesk.http.scim.protocol import (
     etag,
     json_body,
     list_filter,
+    list_response,
     page_of,
     scim_input,
     scim_response,
@@ -244,8 +245,14 @@ def _text(name: str, value: Any, *, required: bool) -> str | None:
     raise InvalidInput.one(name, "invalidValue", "must be a string")
 
 
+_READ_ONLY = frozenset({"id", "schemas", "meta"})
+
+
 def _apply_to(changes: Changes, op: str, attr: str, value: Any, *, has_value: bool) -> None:
-    """One operation on one attribute (attr as _attribute gives it)."""
+    """One operation on one attribute (attr as _attribute gives it). Read-only attributes
+    are skipped, not refused: Okta sends the group's id beside its displayName."""
+    if attr in _READ_ONLY:
+        return
     if attr == "displayname":
         if op == "remove":
             raise InvalidInput.one("displayName", "mutability", "a group needs a displayName")
@@ -263,8 +270,6 @@ def _apply_to(changes: Changes, op: str, attr: str, value: Any, *, has_value: bo
             changes.remove_members(_member_ids(value))
         else:
             changes.replace_members([])
-    elif attr in ("id", "schemas", "meta"):
-        pass  # Okta sends the id beside the displayName; read-only, left as it is
     else:
         raise InvalidInput.one(
             "path", "invalidPath", f"unknown or unsupported attribute {attr!r} of a Group"
@@ -434,15 +439,7 @@ async def _listing(
         )
         for role in found.groups
     ]
-    body: dict[str, Any] = {
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
-        "totalResults": found.total,
-        "startIndex": start,
-        "itemsPerPage": len(resources),
-    }
-    if resources:
-        body["Resources"] = resources
-    return scim_response(body)
+    return list_response(resources, total=found.total, start=start)
 
 
 @router.get("")

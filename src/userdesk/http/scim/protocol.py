@@ -181,6 +181,19 @@ async def json_body(request: Request) -> dict[str, Any]:
     return body
 
 
+def list_response(resources: list[dict[str, Any]], *, total: int, start: int = 1) -> JSONResponse:
+    """A ListResponse (RFC 7644 §3.4.2): one page of `resources`, `total` matching in all."""
+    body: dict[str, Any] = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": total,
+        "startIndex": start,
+        "itemsPerPage": len(resources),
+    }
+    if resources:
+        body["Resources"] = resources
+    return scim_response(body)
+
+
 def etag(version: str) -> str:
     return f'W/"{version}"'
 

@@ -45,6 +45,7 @@ from userdesk.http.scim.protocol import (
     etag,
     json_body,
     list_filter,
+    list_response,
     page_of,
     scim_input,
     scim_response,
@@ -302,15 +303,7 @@ async def _listing(
         )
         for user in found.users
     ]
-    body: dict[str, Any] = {
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
-        "totalResults": found.total,
-        "startIndex": start,
-        "itemsPerPage": len(resources),
-    }
-    if resources:
-        body["Resources"] = resources
-    return scim_response(body)
+    return list_response(resources, total=found.total, start=start)
 
 
 @router.get("")
